@@ -1,0 +1,40 @@
+// swift-tools-version:6.1
+// switchd: a fast userspace virtual Ethernet switch for Linux.
+import PackageDescription
+
+let release: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+
+let package = Package(
+    name: "switchd",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "switchd", targets: ["switchd"]),
+        .library(name: "Proto", targets: ["Proto"]),
+        .library(name: "Switch", targets: ["Switch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // liburing, imported through a one-header module map (see Sources/CLiburing/shim.h).
+        .systemLibrary(name: "CLiburing", pkgConfig: "liburing",
+                       providers: [.apt(["liburing-dev"])]),
+        // Small C helpers for what Swift cannot express well (ioctl with structs, CMSG macros).
+        .target(name: "CSwitchShims"),
+        // Wire formats: no syscalls, no Foundation, no allocation on parse/emit paths.
+        .target(name: "Proto", swiftSettings: release),
+        // The dataplane: ports, io_uring loop, forwarding table.
+        .target(name: "Switch", dependencies: ["Proto", "CLiburing", "CSwitchShims"], swiftSettings: release),
+        // The executable: CLI, config, control socket.
+        .executableTarget(name: "switchd", dependencies: [
+            "Switch", "Proto",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .testTarget(name: "ProtoTests", dependencies: ["Proto"], resources: [.copy("Golden")]),
+        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto"]),
+        .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "Proto"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,37 @@
+/* C helpers for the syscalls whose structs and macros Swift imports badly (ifreq unions, CMSG). */
+#ifndef CSWITCHSHIMS_H
+#define CSWITCHSHIMS_H
+
+#include <stdint.h>
+
+/// Opens /dev/net/tun as a TAP (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, vnet header size 12, nonblocking,
+/// close-on-exec). `name` may be a template ("sw%d"); the actual name is written to `actual` (16 bytes).
+/// Returns the fd or -errno.
+int sw_tap_open(const char *name, char actual[16]);
+
+/// TUNSETOFFLOAD with TUN_F_* bits. Returns 0 or -errno.
+int sw_tap_set_offload(int fd, unsigned int flags);
+
+/// Sets the hardware address of interface `name` (SIOCSIFHWADDR). Returns 0 or -errno.
+int sw_if_set_mac(const char *name, const uint8_t mac[6]);
+
+/// Sets the MTU of interface `name` (SIOCSIFMTU). Returns 0 or -errno.
+int sw_if_set_mtu(const char *name, int mtu);
+
+/// Sets IFF_UP on interface `name`. Returns 0 or -errno.
+int sw_if_set_up(const char *name);
+
+/// Returns the interface index of `name`, or -errno.
+int sw_if_index(const char *name);
+
+/// Sends one byte and `fd` over unix socket `sock` with SCM_RIGHTS. Returns 0 or -errno.
+int sw_send_fd(int sock, int fd, const void *data, int len);
+
+/// Receives up to `len` bytes and at most one fd over unix socket `sock`. *fd is -1 when none came.
+/// Returns the byte count or -errno.
+int sw_recv_fd(int sock, int *fd, void *data, int len);
+
+/// Peer credentials of a connected unix socket (SO_PEERCRED). Returns 0 or -errno.
+int sw_peer_cred(int sock, int *pid, unsigned int *uid, unsigned int *gid);
+
+#endif

@@ -1,0 +1,122 @@
+// The dataplane's public model: what the executable hands in (specs) and gets back (status).
+//
+// Everything here is a plain value. The executable parses files and arguments into these; the
+// forwarding thread never sees a string key.
+import Proto
+
+/// How a network reaches the host and beyond (DESIGN §1). Only `isolated` has a dataplane so far.
+public enum NetworkMode: String, Sendable, Codable, CaseIterable {
+    case isolated, host, shared
+}
+
+/// A port to create at start-up or at run time.
+public enum PortSpec: Sendable, Equatable {
+    /// A TAP device switchd creates; its kernel side optionally moved into network namespace `netns`.
+    case tap(name: String, netns: String?, mac: MACAddress?)
+    /// An existing interface joined with AF_PACKET (not yet implemented).
+    case link(interface: String)
+}
+
+/// One network, fully resolved: every default applied, every value checked.
+public struct NetworkSpec: Sendable, Equatable {
+    public var name: String
+    public var mode: NetworkMode
+    public var subnet: IPv4Subnet
+    public var gateway: IPv4Address
+    public var mtu: Int
+    /// Seconds a learned MAC stays without being seen again.
+    public var macAgeing: Int
+    /// Learned MACs allowed per port.
+    public var macLimit: Int
+    /// Frames each port may have waiting to be sent.
+    public var queueFrames: Int
+    public var ports: [PortSpec]
+
+    public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
+                mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
+                ports: [PortSpec] = []) {
+        self.name = name
+        self.mode = mode
+        self.subnet = subnet
+        self.gateway = gateway ?? subnet.firstHost
+        self.mtu = mtu
+        self.macAgeing = macAgeing
+        self.macLimit = macLimit
+        self.queueFrames = queueFrames
+        self.ports = ports
+    }
+}
+
+/// Errors the dataplane reports to the control socket and the command line.
+public struct SwitchError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Packet and byte counts in one direction.
+public struct TrafficCount: Codable, Sendable, Equatable {
+    public var packets: UInt64
+    public var bytes: UInt64
+    public init(packets: UInt64 = 0, bytes: UInt64 = 0) { self.packets = packets; self.bytes = bytes }
+}
+
+/// One port as `status --json` shows it (docs/status-json.md).
+public struct PortStatus: Codable, Sendable, Equatable {
+    public var id: String
+    /// `tap`, `link`, `dgram`, `stream`.
+    public var kind: String
+    /// The TAP name (with `@netns` when moved), the peer's socket path, or `fd`.
+    public var peer: String
+    public var macs: [String]
+    public var offloads: [String]
+    public var rx: TrafficCount
+    public var tx: TrafficCount
+    public var drops: [String: UInt64]
+    public var segmented: UInt64
+    public var superFrames: UInt64
+    public init(id: String, kind: String, peer: String, macs: [String] = [], offloads: [String] = [],
+                rx: TrafficCount = .init(), tx: TrafficCount = .init(), drops: [String: UInt64] = [:],
+                segmented: UInt64 = 0, superFrames: UInt64 = 0) {
+        self.id = id; self.kind = kind; self.peer = peer; self.macs = macs; self.offloads = offloads
+        self.rx = rx; self.tx = tx; self.drops = drops; self.segmented = segmented; self.superFrames = superFrames
+    }
+}
+
+/// The listening sockets of a network; nil where that socket does not exist (yet).
+public struct SocketPaths: Codable, Sendable, Equatable {
+    public var dgram: String?
+    public var stream: String?
+    public var dgramOffload: String?
+    public var streamOffload: String?
+    public init(dgram: String? = nil, stream: String? = nil, dgramOffload: String? = nil, streamOffload: String? = nil) {
+        self.dgram = dgram; self.stream = stream; self.dgramOffload = dgramOffload; self.streamOffload = streamOffload
+    }
+}
+
+/// A DHCP lease as `status --json` shows it (empty until the services exist).
+public struct LeaseStatus: Codable, Sendable, Equatable {
+    public var mac: String
+    public var ip: String
+    public var hostname: String?
+    /// Seconds since the Unix epoch.
+    public var expires: Int64
+}
+
+/// One network as `status --json` shows it.
+public struct NetworkStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var mode: String
+    public var subnet: String
+    public var gateway: String
+    public var ipv6Prefix: String?
+    public var mtu: Int
+    public var uplink: String?
+    public var sockets: SocketPaths
+    public var ports: [PortStatus]
+    public var leases: [LeaseStatus]
+    public init(name: String, mode: String, subnet: String, gateway: String, ipv6Prefix: String? = nil, mtu: Int,
+                uplink: String? = nil, sockets: SocketPaths, ports: [PortStatus], leases: [LeaseStatus] = []) {
+        self.name = name; self.mode = mode; self.subnet = subnet; self.gateway = gateway; self.ipv6Prefix = ipv6Prefix
+        self.mtu = mtu; self.uplink = uplink; self.sockets = sockets; self.ports = ports; self.leases = leases
+    }
+}

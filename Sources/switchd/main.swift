@@ -1,0 +1,3 @@
+// switchd: the executable (placeholder until the CLI lands).
+import Switch
+print("switchd")

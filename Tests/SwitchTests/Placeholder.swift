@@ -1,0 +1,3 @@
+// Switch tests live here.
+import XCTest
+@testable import Switch

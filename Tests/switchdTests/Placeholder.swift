@@ -1,0 +1,2 @@
+// switchd (CLI and config) tests live here.
+import XCTest
