@@ -1,3 +1,3 @@
-/* liburing for Swift: _GNU_SOURCE first, or Glibc's fd_set clashes with the Swift Glibc module. */
-#define _GNU_SOURCE 1
+/* liburing for Swift. No _GNU_SOURCE here: with Swift 6.3's Glibc module it makes fd_set's
+   member names differ between the two modules and the import fails. */
 #include <liburing.h>

@@ -1,26 +1,166 @@
 // Dataplane: the public face of the forwarding thread (start, stop, ports, status).
+import CSwitchShims
+import Glibc
 import Proto
 
 /// The switch: owns the forwarding thread and every network's sockets and ports.
 /// All methods are safe to call from any thread other than the forwarding thread.
 public final class Dataplane: @unchecked Sendable {
+    private let runDir: String
+    private let specs: [NetworkSpec]
+    private var sockets: [(dgram: Int32, stream: Int32)] = []
+    private let commands = CommandQueue()
+    private let loop: ForwardingLoop
+    private var thread: pthread_t? = nil
+    private var stopped = false
+    private var mutex = pthread_mutex_t()
+
     /// Creates every network's listening sockets under `runDir/NAME/` and its configured ports.
     public init(runDir: String, networks: [NetworkSpec]) throws(SwitchError) {
-        fatalError("unimplemented")
+        self.runDir = runDir
+        self.specs = networks
+        pthread_mutex_init(&mutex, nil)
+        do throws(SwitchError) {
+            for spec in networks {
+                let dir = "\(runDir)/\(spec.name)"
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    throw SwitchError("cannot create \(dir): \(errnoText(errno))")
+                }
+                let dgram = try Socket.bindUnix(Int32(SOCK_DGRAM.rawValue), path: "\(dir)/dgram.sock")
+                // Replies to peers that only accept datagrams from dgram.sock go out through it:
+                // a large send buffer keeps a few frames per peer in flight (DESIGN §3).
+                Socket.setOption(dgram, SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
+                Socket.setOption(dgram, SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+                sockets.append((dgram, -1))
+                sockets[sockets.count - 1].stream = try Socket.listenUnix(path: "\(dir)/stream.sock")
+            }
+            loop = try ForwardingLoop(specs: networks, sockets: sockets, commands: commands)
+        } catch {
+            Self.removeSockets(sockets, runDir: runDir, specs: networks)
+            throw error
+        }
+        commands.attach(eventFD: loop.eventFD)
+        for (n, spec) in networks.enumerated() {
+            for port in spec.ports {
+                do throws(SwitchError) {
+                    let (fd, info) = try Self.openPort(port, network: spec)
+                    guard loop.addTap(network: n, fd: fd, info: info) != nil else {
+                        close(fd)
+                        throw SwitchError("too many ports")
+                    }
+                } catch {
+                    shutdown()
+                    throw SwitchError("network \(spec.name): \(error.description)")
+                }
+            }
+        }
     }
 
     /// Starts the forwarding thread.
-    public func start() throws(SwitchError) { fatalError("unimplemented") }
+    public func start() throws(SwitchError) {
+        let box = Unmanaged.passRetained(loop)
+        var t = pthread_t()
+        let r = pthread_create(&t, nil, { arg in
+            let loop = Unmanaged<ForwardingLoop>.fromOpaque(arg!).takeRetainedValue()
+            loop.run()
+            return nil
+        }, box.toOpaque())
+        guard r == 0 else {
+            box.release()
+            throw SwitchError("cannot start the forwarding thread: \(errnoText(r))")
+        }
+        thread = t
+    }
 
     /// Stops the forwarding thread, closes every port, removes sockets and TAP devices. Idempotent.
-    public func shutdown() { fatalError("unimplemented") }
+    public func shutdown() {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        guard !stopped else { return }
+        stopped = true
+        if let thread {
+            commands.post(LoopCommand(.stop))
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+        closeSockets()
+    }
+
+    private func closeSockets() {
+        Self.removeSockets(sockets, runDir: runDir, specs: specs)
+        sockets = []
+    }
+
+    private static func removeSockets(_ sockets: [(dgram: Int32, stream: Int32)], runDir: String, specs: [NetworkSpec]) {
+        for (i, s) in sockets.enumerated() {
+            if s.dgram >= 0 { close(s.dgram) }
+            if s.stream >= 0 { close(s.stream) }
+            let dir = "\(runDir)/\(specs[i].name)"
+            unlink("\(dir)/dgram.sock")
+            unlink("\(dir)/stream.sock")
+            rmdir(dir)
+        }
+    }
+
+    private func network(_ name: String) throws(SwitchError) -> Int {
+        guard let n = specs.firstIndex(where: { $0.name == name }) else {
+            throw SwitchError("no network named \(name)")
+        }
+        return n
+    }
+
+    private func run(_ command: LoopCommand) throws(SwitchError) {
+        pthread_mutex_lock(&mutex)
+        let live = thread != nil && !stopped
+        pthread_mutex_unlock(&mutex)
+        guard live else { throw SwitchError("the switch is not running") }
+        commands.post(command)
+        command.wait()
+    }
 
     /// Adds a port at run time; returns its id.
-    public func addPort(network: String, spec: PortSpec) throws(SwitchError) -> String { fatalError("unimplemented") }
+    public func addPort(network name: String, spec: PortSpec) throws(SwitchError) -> String {
+        let n = try network(name)
+        let (fd, info) = try Self.openPort(spec, network: specs[n])
+        let command = LoopCommand(.addTap(network: n, fd: fd, info: info))
+        do throws(SwitchError) {
+            try run(command)
+        } catch {
+            close(fd)
+            throw error
+        }
+        return try command.portID.get()
+    }
 
     /// Removes a port by id.
-    public func removePort(network: String, id: String) throws(SwitchError) { fatalError("unimplemented") }
+    public func removePort(network name: String, id: String) throws(SwitchError) {
+        let command = LoopCommand(.remove(network: try network(name), id: id))
+        try run(command)
+        _ = try command.portID.get()
+    }
 
     /// A snapshot of every network and port.
-    public func status() -> [NetworkStatus] { fatalError("unimplemented") }
+    public func status() -> [NetworkStatus] {
+        let command = LoopCommand(.status)
+        do { try run(command) } catch { return [] }
+        var networks = command.networks
+        for i in networks.indices {
+            let dir = "\(runDir)/\(networks[i].name)"
+            networks[i].sockets = SocketPaths(dgram: "\(dir)/dgram.sock", stream: "\(dir)/stream.sock")
+        }
+        return networks
+    }
+
+    // MARK: - Opening ports (control thread)
+
+    /// Opens the fd of a port described by `spec`, ready for the loop.
+    static func openPort(_ spec: PortSpec, network: NetworkSpec) throws(SwitchError) -> (Int32, PortInfo) {
+        switch spec {
+        case .tap(let name, let netns, let mac):
+            let fd = try TAP.create(name: name, netns: netns, mac: mac ?? TAP.stableMAC(name: name), mtu: network.mtu)
+            return (fd, PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name, interface: name, netns: netns))
+        case .link(let interface):
+            throw SwitchError("link ports (\(interface)) are not implemented yet")
+        }
+    }
 }

@@ -4,8 +4,8 @@
 
 #include <stdint.h>
 
-/// Opens /dev/net/tun as a TAP (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, vnet header size 12, nonblocking,
-/// close-on-exec). `name` may be a template ("sw%d"); the actual name is written to `actual` (16 bytes).
+/// Opens /dev/net/tun as a TAP (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR, vnet header size 12, 
+/// close-on-exec; blocking, so io_uring polls it). `name` may be a template ("sw%d"); the actual name is written to `actual` (16 bytes).
 /// Returns the fd or -errno.
 int sw_tap_open(const char *name, char actual[16]);
 
@@ -33,5 +33,11 @@ int sw_recv_fd(int sock, int *fd, void *data, int len);
 
 /// Peer credentials of a connected unix socket (SO_PEERCRED). Returns 0 or -errno.
 int sw_peer_cred(int sock, int *pid, unsigned int *uid, unsigned int *gid);
+
+/// eventfd(0, EFD_CLOEXEC). Returns the fd or -errno.
+int sw_eventfd(void);
+
+/// pipe2(fds, O_CLOEXEC). Returns 0 or -errno.
+int sw_pipe_cloexec(int fds[2]);
 
 #endif

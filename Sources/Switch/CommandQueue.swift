@@ -1,0 +1,79 @@
+// CommandQueue: how the control thread asks the forwarding thread to do something.
+//
+// A command is posted under a mutex and announced on the loop's eventfd; the loop runs it between
+// batches and signals the poster. Once per control request, never per frame.
+import Dispatch
+import Glibc
+
+/// A request to the forwarding loop, with its reply.
+final class LoopCommand: @unchecked Sendable {
+    enum Kind {
+        case addTap(network: Int, fd: Int32, info: PortInfo)
+        case remove(network: Int, id: String)
+        case status
+        case stop
+    }
+
+    let kind: Kind
+    private(set) var portID: Result<String, SwitchError> = .failure(SwitchError("not run"))
+    private(set) var networks: [NetworkStatus] = []
+    private let done = DispatchSemaphore(value: 0)
+
+    init(_ kind: Kind) { self.kind = kind }
+
+    /// Runs on the loop thread.
+    func execute(on loop: ForwardingLoop) {
+        switch kind {
+        case .addTap(let n, let fd, let info):
+            if loop.addTap(network: n, fd: fd, info: info) != nil {
+                portID = .success(info.id)
+            } else {
+                close(fd)
+                portID = .failure(SwitchError("too many ports"))
+            }
+        case .remove(let n, let id):
+            if let s = loop.slot(network: n, id: id) {
+                loop.removePort(s, reason: "removed by request")
+                portID = .success(id)
+            } else {
+                portID = .failure(SwitchError("network \(loop.specs[n].name) has no port \(id)"))
+            }
+        case .status:
+            networks = loop.snapshot()
+        case .stop:
+            loop.stop()
+        }
+        done.signal()
+    }
+
+    /// Waits until the loop has run the command.
+    func wait() { done.wait() }
+}
+
+/// Commands waiting for the loop, announced on its eventfd.
+final class CommandQueue: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var items: [LoopCommand] = []
+    private var eventFD: Int32 = -1
+
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+
+    func attach(eventFD: Int32) { self.eventFD = eventFD }
+
+    func post(_ command: LoopCommand) {
+        pthread_mutex_lock(&mutex)
+        items.append(command)
+        pthread_mutex_unlock(&mutex)
+        var one: UInt64 = 1
+        _ = write(eventFD, &one, 8)
+    }
+
+    func takeAll() -> [LoopCommand] {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        let taken = items
+        items.removeAll()
+        return taken
+    }
+}

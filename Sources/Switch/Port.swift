@@ -1,0 +1,141 @@
+// Port: the per-port state the forwarding loop owns: kind, fd, counters and a bounded send queue.
+//
+// Ports live in one preallocated table indexed by slot; a generation counter per slot makes
+// completions and MAC entries of a removed port stale. Everything here is plain data: no class,
+// no string, no existential, so touching a port per frame costs no reference counting. Names and
+// paths for `status` sit in a side table the loop reads only on control requests.
+import Glibc
+import Proto
+
+/// What kind of peer a port talks to; decides how frames are received and sent.
+enum PortKind: UInt8 {
+    /// A TAP device: virtio-net header + frame per read/write.
+    case tap
+    /// A sender on the network's dgram.sock, answered through its own connected socket.
+    case dgramPeer
+    /// A sender on dgram.sock that only accepts datagrams from dgram.sock (it connected to it,
+    /// or sent VFKT): answered with sendmsg on dgram.sock itself, one datagram in flight.
+    case dgramShared
+    /// An accepted connection on stream.sock: 4-byte length + frame.
+    case stream
+
+    var name: String {
+        switch self {
+        case .tap: "tap"
+        case .dgramPeer, .dgramShared: "dgram"
+        case .stream: "stream"
+        }
+    }
+}
+
+/// Why a frame was dropped; the counters behind `drops` in `status`.
+enum DropReason: Int, CaseIterable {
+    /// The egress port's send queue was full.
+    case queueFull
+    /// Source MAC multicast or zero (ingress).
+    case badSource
+    /// Shorter than an Ethernet header, or longer than the MTU allows (ingress).
+    case oversize
+    case runt
+    /// Destination learned on the port the frame came from.
+    case hairpin
+    /// No free frame buffer.
+    case noBuffer
+    /// The send failed (ENOBUFS, EMSGSIZE, or cancelled with the peer going away).
+    case sendError
+    /// The sender cannot be answered (an unnamed unix socket).
+    case unaddressable
+    /// A new port was refused (too many ports).
+    case portLimit
+
+    var name: String { "\(self)" }
+}
+
+/// One frame waiting in a send queue.
+struct TxEntry {
+    var buffer: UInt32
+    var offset: UInt32
+    var length: UInt32
+    var header: VirtioNetHeader
+    /// The virtio-net header (TAP) or length prefix (stream) written for this send.
+    var prefix: (UInt64, UInt64) = (0, 0)
+    var iov: (iovec, iovec) = (iovec(), iovec())
+    var message = msghdr()
+}
+
+/// State of one port slot.
+struct PortState {
+    enum Phase: UInt8 { case free, active, closing }
+
+    var phase: Phase = .free
+    var kind: PortKind = .tap
+    var generation: UInt16 = 0
+    var network: Int32 = 0
+    /// The fd this port reads and/or writes (-1: none of its own, e.g. a shared dgram peer).
+    var fd: Int32 = -1
+
+    // Counters.
+    var rxPackets: UInt64 = 0
+    var rxBytes: UInt64 = 0
+    var txPackets: UInt64 = 0
+    var txBytes: UInt64 = 0
+    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+
+    // Send queue: a ring of `queueCapacity` entries; the first `inFlight` from `queueHead` are submitted.
+    var queue: UnsafeMutablePointer<TxEntry>? = nil
+    var queueCapacity: Int32 = 0
+    var queueHead: Int32 = 0
+    var queueCount: Int32 = 0
+    var inFlight: Int32 = 0
+    /// Stream: bytes of the head entry (prefix included) already written.
+    var partial: Int32 = 0
+    var dirty = false
+    /// A shared dgram peer's send hit EAGAIN: retry on the short timer.
+    var retryPending = false
+
+    // Receive side.
+    var receivePending = false
+    /// Stream reassembly buffer (2 × max frame) and how much of it is filled.
+    var streamBuffer: UnsafeMutableRawPointer? = nil
+    var streamFill: Int32 = 0
+    /// Stream: the iovec array and message header of the one sendmsg in flight.
+    var streamIOV: UnsafeMutablePointer<iovec>? = nil
+    var streamMessage: UnsafeMutablePointer<msghdr>? = nil
+    /// TAP: buffer of the read in flight.
+    var receiveBuffer: UInt32 = 0
+
+    /// dgram peers: the peer's address (replies and probes).
+    var address: UnsafeMutablePointer<UnixAddress>? = nil
+    /// Loop time (seconds) of the last frame received, for probes.
+    var lastReceive: UInt32 = 0
+
+    /// The last source MAC learned here, to skip the table on repeats (netmap VALE does the same).
+    var lastSource: UInt64 = UInt64.max
+
+    var isActive: Bool { phase == .active }
+
+    @inline(__always)
+    mutating func count(_ reason: DropReason, _ n: UInt64 = 1) {
+        withUnsafeMutableBytes(of: &drops) { raw in
+            let p = raw.baseAddress!.assumingMemoryBound(to: UInt64.self)
+            p[reason.rawValue] &+= n
+        }
+    }
+
+    func dropCount(_ reason: DropReason) -> UInt64 {
+        withUnsafeBytes(of: drops) { $0.load(fromByteOffset: reason.rawValue * 8, as: UInt64.self) }
+    }
+
+    /// Index in `queue` of the `i`-th entry from the head.
+    @inline(__always)
+    func queueIndex(_ i: Int32) -> Int { Int((queueHead + i) % queueCapacity) }
+}
+
+/// Names and paths of a port, for `status` (never read on the forwarding path).
+struct PortInfo {
+    var id: String
+    var peer: String
+    /// A TAP's interface name and namespace.
+    var interface: String? = nil
+    var netns: String? = nil
+}

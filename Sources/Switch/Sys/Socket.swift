@@ -1,0 +1,156 @@
+// Socket: thin wrappers over the unix-socket and process syscalls the dataplane needs.
+//
+// Each returns a Result-like value or throws SwitchError with the path and errno named; EINTR is
+// retried inside. Errnos that mean a bug (EBADF, EFAULT) are not special-cased: they surface as errors.
+import CSwitchShims
+import Glibc
+
+/// The text of an errno value.
+func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
+
+/// A `sockaddr_un` and its length, stored inline so it can live in preallocated port storage.
+struct UnixAddress {
+    var storage = sockaddr_un()
+    var length: socklen_t = 0
+
+    /// The maximum path length that fits `sun_path` with its terminating NUL.
+    static let maxPathLength = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
+
+    init() {}
+
+    init?(path: String) {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count <= Self.maxPathLength else { return nil }
+        storage.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+    }
+
+    /// The bytes of `sun_path` that identify the address (abstract addresses keep their leading NUL).
+    var pathBytes: UnsafeRawBufferPointer {
+        let count = max(0, Int(length) - MemoryLayout<sa_family_t>.size)
+        return withUnsafeBytes(of: storage.sun_path) { raw in
+            UnsafeRawBufferPointer(start: raw.baseAddress, count: min(count, raw.count))
+        }
+    }
+
+    /// The path for display; abstract addresses are shown with a leading `@`.
+    var display: String {
+        var bytes = Array(withUnsafeBytes(of: storage.sun_path) { Array($0) }.prefix(max(0, Int(length) - 2)))
+        if bytes.first == 0 { bytes[0] = UInt8(ascii: "@") }
+        if let nul = bytes.firstIndex(of: 0) { bytes.removeSubrange(nul...) }
+        return bytes.isEmpty ? "(unnamed)" : String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// True when the sender bound no address, so it cannot be answered.
+    var isUnnamed: Bool { Int(length) <= MemoryLayout<sa_family_t>.size }
+
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        withUnsafePointer(to: storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+        }
+    }
+}
+
+enum Socket {
+    /// Creates a close-on-exec socket. Blocking on purpose: io_uring tries every request without
+    /// blocking first and arms a poll on EAGAIN, which it would not do for an O_NONBLOCK file.
+    static func make(_ type: Int32, domain: Int32 = AF_UNIX) throws(SwitchError) -> Int32 {
+        let fd = socket(domain, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SwitchError("socket: \(errnoText(errno))") }
+        return fd
+    }
+
+    /// Binds a new unix socket of `type` at `path`, replacing a stale file there.
+    static func bindUnix(_ type: Int32, path: String) throws(SwitchError) -> Int32 {
+        guard let address = UnixAddress(path: path) else {
+            throw SwitchError("socket path \(path) is longer than \(UnixAddress.maxPathLength) bytes")
+        }
+        let fd = try make(type)
+        unlink(path)
+        let r = address.withSockaddr { bind(fd, $0, $1) }
+        guard r == 0 else {
+            let e = errno
+            close(fd)
+            throw SwitchError("bind \(path): \(errnoText(e))")
+        }
+        return fd
+    }
+
+    /// A listening unix stream socket at `path`.
+    static func listenUnix(path: String) throws(SwitchError) -> Int32 {
+        let fd = try bindUnix(Int32(SOCK_STREAM.rawValue), path: path)
+        guard listen(fd, 128) == 0 else {
+            let e = errno
+            close(fd)
+            throw SwitchError("listen \(path): \(errnoText(e))")
+        }
+        return fd
+    }
+
+    /// Connects `fd` to `address`; returns 0 or the errno.
+    static func connect(_ fd: Int32, to address: UnixAddress) -> Int32 {
+        while true {
+            let r = address.withSockaddr { Glibc.connect(fd, $0, $1) }
+            if r == 0 { return 0 }
+            if errno != EINTR { return errno }
+        }
+    }
+
+    /// Sets an integer socket option, ignoring failure (buffer sizes are best effort).
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
+        var v = value
+        _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// Closes `fd` with an RST instead of an orderly FIN (SO_LINGER 0), for stream peers we reset.
+    static func reset(_ fd: Int32) {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+    }
+}
+
+/// Runs a program (absolute path or found on PATH) and waits; returns its exit status and output.
+func runProgram(_ argv: [String]) -> (status: Int32, output: String) {
+    var pipeFDs: [Int32] = [0, 0]
+    let p = sw_pipe_cloexec(&pipeFDs)
+    guard p == 0 else { return (-1, "pipe: \(errnoText(-p))") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
+    posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    var cargs = argv.map { strdup($0) }
+    cargs.append(nil)
+    defer { cargs.forEach { free($0) } }
+    var pid: pid_t = 0
+    let r = posix_spawnp(&pid, argv[0], &actions, nil, cargs, environ)
+    close(pipeFDs[1])
+    guard r == 0 else {
+        close(pipeFDs[0])
+        return (-1, "\(argv[0]): \(errnoText(r))")
+    }
+    var output = [UInt8]()
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
+        if n > 0 { output += chunk[0..<n] } else if n < 0 && errno == EINTR { continue } else { break }
+    }
+    close(pipeFDs[0])
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+    return (exit, String(decoding: output, as: UTF8.self).trimmingTrailingNewlines())
+}
+
+extension String {
+    func trimmingTrailingNewlines() -> String {
+        var s = Substring(self)
+        while s.last == "\n" || s.last == "\r" { s.removeLast() }
+        return String(s)
+    }
+}
