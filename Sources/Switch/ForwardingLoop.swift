@@ -634,30 +634,25 @@ final class ForwardingLoop {
         let base = port.pointee.streamBuffer!
         let end = Int(port.pointee.streamFill) + Int(result)
         let maxFrame = networks[Int(port.pointee.network)].maxFrame
-        var start = 0
-        scan: while true {
-            switch StreamFramer.next(in: base, from: start, to: end, maxFrame: maxFrame) {
-            case .frame(let offset, let length):
-                // Reassembly copies: the frame moves into a pool buffer of its own.
-                if let buffer = pool.allocate() {
-                    pool.pointer(buffer, BufferPool.headroom).copyMemory(from: base + offset, byteCount: length)
-                    forward(buffer: buffer, offset: BufferPool.headroom, length: length, header: .none, from: s)
-                    pool.release(buffer)
-                } else {
-                    port.pointee.rxPackets &+= 1
-                    port.pointee.count(.noBuffer)
-                }
-                start = offset + length
-            case .needMore:
-                break scan
-            case .bad(let length):
-                Socket.reset(port.pointee.fd)
-                removePort(s, reason: "stream frame length \(length) outside 14...\(maxFrame), connection reset")
+        let kept = StreamFramer.drain(base, end: end, maxFrame: maxFrame) { frame, length in
+            // Reassembly copies: the frame moves into a pool buffer of its own.
+            guard let buffer = pool.allocate() else {
+                port.pointee.rxPackets &+= 1
+                port.pointee.count(.noBuffer)
                 return
             }
+            pool.pointer(buffer, BufferPool.headroom).copyMemory(from: frame, byteCount: length)
+            forward(buffer: buffer, offset: BufferPool.headroom, length: length, header: .none, from: s)
+            pool.release(buffer)
         }
-        if start > 0 && start < end { (base).copyMemory(from: base + start, byteCount: end - start) }
-        port.pointee.streamFill = Int32(end - start)
+        switch kept {
+        case .success(let fill):
+            port.pointee.streamFill = Int32(fill)
+        case .failure(let bad):
+            Socket.reset(port.pointee.fd)
+            removePort(s, reason: "stream frame length \(bad.length) outside 14...\(maxFrame), connection reset")
+            return
+        }
         armStreamReceive(s)
     }
 
@@ -720,7 +715,7 @@ final class ForwardingLoop {
             port.pointee.queueCount -= 1
         }
         if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0) {
-            if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Int32(SHUT_RDWR)) }
+            if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Socket.shutRDWR) }
             let sqe = ring.sqe()
             io_uring_prep_cancel_fd(sqe, port.pointee.fd, UInt32(IORING_ASYNC_CANCEL_ALL))
             sqe.setToken(Token(.cancel))

@@ -31,6 +31,30 @@ enum StreamFramer {
         return .frame(offset: start + prefixLength, length: Int(length))
     }
 
+    /// Hands every complete frame in `base[0..<end]` to `body` (pointer, length), then moves a
+    /// trailing partial frame to the front of the buffer. Returns the bytes kept (the new fill),
+    /// or the bad length that must reset the connection.
+    @inline(__always)
+    static func drain(_ base: UnsafeMutableRawPointer, end: Int, maxFrame: Int,
+                      _ body: (UnsafeRawPointer, Int) -> Void) -> Result<Int, BadLength> {
+        var start = 0
+        while true {
+            switch next(in: base, from: start, to: end, maxFrame: maxFrame) {
+            case .frame(let offset, let length):
+                body(base + offset, length)
+                start = offset + length
+            case .needMore:
+                if start > 0 && start < end { base.copyMemory(from: base + start, byteCount: end - start) }
+                return .success(end - start)
+            case .bad(let length):
+                return .failure(BadLength(length: length))
+            }
+        }
+    }
+
+    /// A length prefix outside 14...maxFrame.
+    struct BadLength: Error, Equatable { var length: UInt32 }
+
     /// Writes the prefix for a frame of `length` bytes at `p`.
     @inline(__always)
     static func storePrefix(_ length: Int, to p: UnsafeMutableRawPointer) {

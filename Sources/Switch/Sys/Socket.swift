@@ -56,6 +56,9 @@ struct UnixAddress {
 }
 
 enum Socket {
+    /// SHUT_RDWR, which Glibc exports as an enum case only in some build configurations.
+    static let shutRDWR: Int32 = 2
+
     /// Creates a close-on-exec socket. Blocking on purpose: io_uring tries every request without
     /// blocking first and arms a poll on EAGAIN, which it would not do for an O_NONBLOCK file.
     static func make(_ type: Int32, domain: Int32 = AF_UNIX) throws(SwitchError) -> Int32 {
@@ -110,7 +113,7 @@ enum Socket {
     static func reset(_ fd: Int32) {
         var l = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-        _ = shutdown(fd, Int32(SHUT_RDWR))
+        _ = shutdown(fd, Socket.shutRDWR)
     }
 }
 

@@ -1,3 +1,0 @@
-// Switch tests live here.
-import XCTest
-@testable import Switch
