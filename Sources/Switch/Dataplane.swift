@@ -82,6 +82,8 @@ public final class Dataplane: @unchecked Sendable {
             commands.post(LoopCommand(.stop))
             pthread_join(thread, nil)
             self.thread = nil
+        } else {
+            loop.closeWithoutRunning()  // ports opened before start(): close them here
         }
         closeSockets()
     }

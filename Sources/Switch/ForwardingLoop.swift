@@ -760,6 +760,12 @@ final class ForwardingLoop {
         return nil
     }
 
+    /// Closes the ports of a loop whose thread never started (a failed start-up).
+    func closeWithoutRunning() {
+        running = false
+        closeAll()
+    }
+
     /// Closes every port and waits (briefly) for their requests to finish.
     private func closeAll() {
         for n in 0..<specs.count {
