@@ -22,7 +22,7 @@ struct ConfigValue {
         case .sequence: return "a list"
         case .alias: return "an alias"
         case .scalar(let scalar):
-            return scalar.tag.rawValue == Tag.Name.null.rawValue ? "nothing" : "\"\(scalar.string)\""
+            return node.tag.rawValue == Tag.Name.null.rawValue ? "nothing" : "\"\(scalar.string)\""
         }
     }
 
@@ -49,21 +49,21 @@ struct ConfigValue {
 
     /// Any scalar's text: YAML would read some names (`12:34:56:12:34:56`, `yes`) as numbers or booleans.
     func string() throws(ConfigError) -> String {
-        guard case .scalar(let scalar) = node, scalar.tag.rawValue != Tag.Name.null.rawValue else {
+        guard case .scalar(let scalar) = node, node.tag.rawValue != Tag.Name.null.rawValue else {
             throw error("expected a string, got \(kindDescription)")
         }
         return scalar.string
     }
 
     func bool() throws(ConfigError) -> Bool {
-        guard case .scalar(let scalar) = node, scalar.tag.rawValue == Tag.Name.bool.rawValue, let value = Bool.construct(from: scalar) else {
+        guard case .scalar(let scalar) = node, node.tag.rawValue == Tag.Name.bool.rawValue, let value = Bool.construct(from: scalar) else {
             throw error("expected true or false, got \(kindDescription)")
         }
         return value
     }
 
     func int() throws(ConfigError) -> Int {
-        guard case .scalar(let scalar) = node, scalar.tag.rawValue == Tag.Name.int.rawValue, let value = Int.construct(from: scalar) else {
+        guard case .scalar(let scalar) = node, node.tag.rawValue == Tag.Name.int.rawValue, let value = Int.construct(from: scalar) else {
             throw error("expected an integer, got \(kindDescription)")
         }
         return value
