@@ -64,13 +64,14 @@ enum Paths {
 
     static func controlSocket(runDir: String) -> String { runDir + "/control.sock" }
 
-    /// Checks that the control socket and every network's sockets fit `sun_path`; names the first that does not.
+    /// Checks that the control socket and every network's sockets fit `sun_path`; names the longest that does not.
     static func checkSocketPaths(runDir: String, networks: [NetworkSpec]) throws(PathError) {
         var paths = [controlSocket(runDir: runDir)]
         for network in networks {
             paths += networkSocketNames.map { "\(runDir)/\(network.name)/\($0)" }
         }
-        for path in paths where path.utf8.count >= sunPathCapacity {
+        // Name the longest, so that one fix (a shorter run directory) is enough.
+        if let path = paths.max(by: { $0.utf8.count < $1.utf8.count }), path.utf8.count >= sunPathCapacity {
             throw PathError("socket path \(path) is \(path.utf8.count) bytes, more than the \(sunPathCapacity - 1) "
                             + "that fit in sun_path; use a shorter run directory")
         }
