@@ -112,6 +112,12 @@ final class ConfigTests: XCTestCase {
         XCTAssertTrue(config.inertKeys.contains("nat66"))
     }
 
+    func testNamesThatYAMLReadsAsNumbersStayText() throws {
+        // YAML 1.1 reads 12:34:56:12:34:56 as a base-60 integer; a MAC is still meant.
+        let config = try parse("networks:\n  a:\n    mode: isolated\n    subnet: 10.0.0.0/24\n    ports:\n      - tap: t0\n        mac: 12:34:56:12:34:56\n")
+        XCTAssertEqual(config.networks.first?.ports, [.tap(name: "t0", netns: nil, mac: MACAddress(0x12, 0x34, 0x56, 0x12, 0x34, 0x56))])
+    }
+
     func testBuiltInDefault() {
         XCTAssertEqual(Config.builtIn.networks, [NetworkSpec(name: "default", mode: .isolated, subnet: IPv4Subnet("192.168.109.0/24")!)])
     }
