@@ -1,0 +1,160 @@
+// ControlProtocol: the control socket's messages, one JSON object per line each way (docs/status-json.md).
+import Foundation
+import Proto
+import Switch
+
+/// A request, decoded and checked; the dataplane only ever sees these typed values.
+enum ControlRequest: Equatable {
+    /// `{"op":"status"}`
+    case status
+    /// `{"op":"portAdd","network":N,"tap":NAME,"netns":NS?,"mac":MAC?}` or `{"op":"portAdd","network":N,"link":IFACE}`
+    case portAdd(network: String, spec: PortSpec)
+    /// `{"op":"portDel","network":N,"port":ID}`
+    case portDel(network: String, port: String)
+
+    /// Whether the request changes the switch (and so needs a privileged peer).
+    var changesSwitch: Bool {
+        if case .status = self { return false }
+        return true
+    }
+
+    /// The `op` names, for messages.
+    static let ops = ["status", "portAdd", "portDel"]
+
+    /// Decodes one request line (without its newline).
+    init(line: [UInt8]) throws(ControlError) {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
+        } catch {
+            throw ControlError("malformed request: not valid JSON")
+        }
+        guard let fields = object as? [String: Any] else { throw ControlError("malformed request: not a JSON object") }
+        let request = Fields(fields)
+        let op = try request.required("op")
+        switch op {
+        case "status":
+            try request.allow([])
+            self = .status
+        case "portAdd":
+            let network = try request.required("network")
+            if let link = try request.string("link") {
+                try request.allow(["network", "link"], reason: "a link port takes only network and link")
+                try Self.checkInterface(link)
+                self = .portAdd(network: network, spec: .link(interface: link))
+            } else if let tap = try request.string("tap") {
+                try request.allow(["network", "tap", "netns", "mac"])
+                try Self.checkInterface(tap)
+                let netns = try request.string("netns")
+                if let netns, let problem = Names.netnsProblem(netns) { throw ControlError(problem) }
+                var mac: MACAddress?
+                if let text = try request.string("mac") {
+                    guard let parsed = MACAddress(text), !parsed.isMulticast, !parsed.isZero else {
+                        throw ControlError("\"\(text)\" is not a unicast MAC address like 02:00:00:00:00:01")
+                    }
+                    mac = parsed
+                }
+                self = .portAdd(network: network, spec: .tap(name: tap, netns: netns, mac: mac))
+            } else {
+                throw ControlError("portAdd needs tap or link")
+            }
+        case "portDel":
+            try request.allow(["network", "port"])
+            self = .portDel(network: try request.required("network"), port: try request.required("port"))
+        default:
+            throw ControlError("unknown op \"\(op)\" (expected \(Self.ops.joined(separator: ", ")))")
+        }
+    }
+
+    /// The request as one JSON line with its newline, as the client sends it.
+    var line: [UInt8] {
+        var fields: [String: String] = [:]
+        switch self {
+        case .status:
+            fields["op"] = "status"
+        case .portAdd(let network, .tap(let name, let netns, let mac)):
+            fields = ["op": "portAdd", "network": network, "tap": name]
+            fields["netns"] = netns
+            fields["mac"] = mac?.description
+        case .portAdd(let network, .link(let interface)):
+            fields = ["op": "portAdd", "network": network, "link": interface]
+        case .portDel(let network, let port):
+            fields = ["op": "portDel", "network": network, "port": port]
+        }
+        return ControlReply.encodeLine(fields)
+    }
+
+    private static func checkInterface(_ name: String) throws(ControlError) {
+        if let problem = Names.interfaceProblem(name) { throw ControlError(problem) }
+    }
+
+    /// Typed access to a request's fields; every key must be a string.
+    private struct Fields {
+        let fields: [String: Any]
+        init(_ fields: [String: Any]) { self.fields = fields }
+
+        func string(_ key: String) throws(ControlError) -> String? {
+            guard let value = fields[key] else { return nil }
+            guard let text = value as? String else { throw ControlError("malformed request: \(key) must be a string") }
+            return text
+        }
+
+        func required(_ key: String) throws(ControlError) -> String {
+            guard let text = try string(key), !text.isEmpty else { throw ControlError("malformed request: \(key) is missing") }
+            return text
+        }
+
+        /// Rejects keys other than `op` and `keys`, so that a misspelt key is not silently ignored.
+        func allow(_ keys: Set<String>, reason: String? = nil) throws(ControlError) {
+            if let unknown = fields.keys.sorted().first(where: { $0 != "op" && !keys.contains($0) }) {
+                throw ControlError(reason ?? "malformed request: unknown key \"\(unknown)\"")
+            }
+        }
+    }
+}
+
+/// A reply: `{"ok":true,...}` with the op's result, or `{"ok":false,"error":"..."}`.
+struct ControlReply: Codable, Equatable {
+    var ok: Bool
+    var error: String?
+    /// portAdd: the new port's id.
+    var port: String?
+    /// status: every network.
+    var networks: [NetworkStatus]?
+
+    static func success(port: String? = nil, networks: [NetworkStatus]? = nil) -> ControlReply {
+        ControlReply(ok: true, port: port, networks: networks)
+    }
+
+    static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }
+
+    /// The reply as one JSON line with its newline.
+    var line: [UInt8] { Self.encodeLine(self) }
+
+    /// Decodes a reply line.
+    init(line: [UInt8]) throws(ControlError) {
+        do {
+            self = try JSONDecoder().decode(ControlReply.self, from: Data(line))
+        } catch {
+            throw ControlError("unreadable reply from switchd: \(error)")
+        }
+    }
+
+    init(ok: Bool, error: String? = nil, port: String? = nil, networks: [NetworkStatus]? = nil) {
+        self.ok = ok; self.error = error; self.port = port; self.networks = networks
+    }
+
+    /// Compact JSON (no newlines inside, keys sorted) plus `\n`.
+    static func encodeLine(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Encoding these plain values cannot fail.
+        return Array((try? encoder.encode(value)) ?? Data(#"{"ok":false,"error":"internal: cannot encode reply"}"#.utf8)) + [0x0A]
+    }
+}
+
+/// A control-socket failure: a bad request, a refused operation or an unreachable daemon.
+struct ControlError: Error, CustomStringConvertible, Equatable {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

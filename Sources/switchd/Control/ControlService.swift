@@ -1,0 +1,59 @@
+// ControlService: answers control requests against a ControlHandler, checking who may change the switch.
+import Glibc
+import Switch
+
+/// What the control socket needs from the switch; `Dataplane` conforms, tests use a fake.
+protocol ControlHandler: AnyObject, Sendable {
+    func status() -> [NetworkStatus]
+    func addPort(network: String, spec: PortSpec) throws(SwitchError) -> String
+    func removePort(network: String, id: String) throws(SwitchError)
+}
+
+extension Dataplane: ControlHandler {}
+
+/// Who is on the other end of a control connection (`SO_PEERCRED`).
+struct PeerCredentials: Equatable, Sendable {
+    var pid: Int32
+    var uid: UInt32
+    var gid: UInt32
+}
+
+/// Turns request lines into reply lines. Stateless apart from the handler, so every connection thread shares one.
+struct ControlService: Sendable {
+    let handler: any ControlHandler
+    /// Users who may change the switch: root, and the daemon's own user (who could ptrace it anyway).
+    let privilegedUIDs: Set<UInt32>
+
+    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, geteuid()]) {
+        self.handler = handler
+        self.privilegedUIDs = privilegedUIDs
+    }
+
+    /// The reply to one request line (without its newline). Never throws: every failure is a reply.
+    func reply(to line: [UInt8], from peer: PeerCredentials) -> ControlReply {
+        let request: ControlRequest
+        do {
+            request = try ControlRequest(line: line)
+        } catch {
+            return .failure(error.description)
+        }
+        // TODO(controlGroup): DESIGN §6 also lets members of `controlGroup` change things; that needs
+        // SO_PEERGROUPS and lands with the group support. Until then only privilegedUIDs may.
+        if request.changesSwitch, !privilegedUIDs.contains(peer.uid) {
+            return .failure("permission denied: only root may change the switch (uid \(peer.uid) may only read status)")
+        }
+        do {
+            switch request {
+            case .status:
+                return .success(networks: handler.status())
+            case .portAdd(let network, let spec):
+                return .success(port: try handler.addPort(network: network, spec: spec))
+            case .portDel(let network, let port):
+                try handler.removePort(network: network, id: port)
+                return .success()
+            }
+        } catch {
+            return .failure(error.description)
+        }
+    }
+}

@@ -1,0 +1,119 @@
+// UnixSocket: the executable's only syscall wrappers, an AF_UNIX SOCK_STREAM fd with the calls the control socket needs.
+import CSwitchShims
+import Glibc
+
+/// A failed socket call, with the errno for callers that tell cases apart.
+struct SocketError: Error, CustomStringConvertible {
+    var call: String
+    var path: String?
+    var errno: Int32
+
+    var description: String {
+        "\(call)\(path.map { " \($0)" } ?? ""): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Owns one AF_UNIX stream socket; closed on deinit.
+final class UnixSocket: @unchecked Sendable {
+    let fd: Int32
+
+    private init(fd: Int32) { self.fd = fd }
+    deinit { close(fd) }
+
+    private static func make() throws(SocketError) -> UnixSocket {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SocketError(call: "socket", errno: errno) }
+        return UnixSocket(fd: fd)
+    }
+
+    /// Calls `body` with `path` as a `sockaddr_un`; the caller has checked that it fits.
+    private static func withAddress<R>(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8.prefix(MemoryLayout.size(ofValue: address.sun_path) - 1))
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+    }
+
+    private static func checkLength(_ path: String, _ call: String) throws(SocketError) {
+        if path.utf8.count >= Paths.sunPathCapacity { throw SocketError(call: call, path: path, errno: ENAMETOOLONG) }
+    }
+
+    /// A socket connected to `path`.
+    static func connect(to path: String) throws(SocketError) -> UnixSocket {
+        try checkLength(path, "connect")
+        let socket = try make()
+        while true {
+            let result = withAddress(path) { Glibc.connect(socket.fd, $0, $1) }
+            if result == 0 { return socket }
+            if errno != EINTR { throw SocketError(call: "connect", path: path, errno: errno) }
+        }
+    }
+
+    /// A socket bound to `path` and listening.
+    static func listen(at path: String, backlog: Int32 = 64) throws(SocketError) -> UnixSocket {
+        try checkLength(path, "bind")
+        let socket = try make()
+        guard withAddress(path, { bind(socket.fd, $0, $1) }) == 0 else { throw SocketError(call: "bind", path: path, errno: errno) }
+        guard Glibc.listen(socket.fd, backlog) == 0 else { throw SocketError(call: "listen", path: path, errno: errno) }
+        return socket
+    }
+
+    /// The next connection.
+    func accept() throws(SocketError) -> UnixSocket {
+        while true {
+            let client = Glibc.accept(fd, nil, nil)
+            if client >= 0 {
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                return UnixSocket(fd: client)
+            }
+            if errno != EINTR { throw SocketError(call: "accept", errno: errno) }
+        }
+    }
+
+    /// Reads what is available into `buffer`; 0 at end of input.
+    func read(into buffer: inout [UInt8]) throws(SocketError) -> Int {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n >= 0 { return n }
+            if errno != EINTR { throw SocketError(call: "read", errno: errno) }
+        }
+    }
+
+    /// Writes all of `bytes` (MSG_NOSIGNAL: a vanished peer is an error, not SIGPIPE).
+    func write(_ bytes: [UInt8]) throws(SocketError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw SocketError(call: "write", errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    /// Stops reads and writes (and wakes a thread blocked in accept or read).
+    func shutdownBoth() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
+
+    /// After an error reply: stops writing and discards what the peer still sends (for at most a second),
+    /// so that closing does not reset the connection before the peer has read the reply.
+    func closeAfterDraining() {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var scratch = [UInt8](repeating: 0, count: 64 * 1024)
+        var total = 0
+        while total < 16 << 20, let n = try? read(into: &scratch), n > 0 { total += n }
+    }
+
+    /// `SO_PEERCRED` of a connected socket.
+    func peerCredentials() throws(SocketError) -> PeerCredentials {
+        var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
+        let result = sw_peer_cred(fd, &pid, &uid, &gid)
+        guard result == 0 else { throw SocketError(call: "getsockopt(SO_PEERCRED)", errno: -result) }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid)
+    }
+}

@@ -1,3 +1,0 @@
-// switchd: the executable (placeholder until the CLI lands).
-import Switch
-print("switchd")

@@ -1,0 +1,111 @@
+// ControlSocketTests: the server and client over a real unix socket in a temporary directory, with a fake handler.
+import Glibc
+import Switch
+import XCTest
+@testable import switchd
+
+final class ControlSocketTests: XCTestCase {
+    private var dir = ""
+    private var path: String { dir + "/control.sock" }
+
+    override func setUpWithError() throws {
+        dir = NSTemporaryDirectory() + "/switchd-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
+    private func startServer(_ handler: FakeHandler = FakeHandler()) throws -> ControlServer {
+        let server = try ControlServer(path: path, group: nil)
+        server.serve(ControlService(handler: handler, privilegedUIDs: [geteuid()]))
+        return server
+    }
+
+    /// Sends raw bytes on a fresh connection, half-closes, and returns every reply line.
+    private func exchange(_ bytes: [UInt8]) throws -> [String] {
+        let socket = try UnixSocket.connect(to: path)
+        try socket.write(bytes)
+        _ = Glibc.shutdown(socket.fd, Int32(SHUT_WR))
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try socket.read(into: &buffer)
+            if n == 0 { break }
+            received += buffer[..<n]
+        }
+        return String(decoding: received, as: UTF8.self).split(separator: "\n").map(String.init)
+    }
+
+    func testClientAndServer() throws {
+        let handler = FakeHandler()
+        let server = try startServer(handler)
+        defer { server.stop() }
+        var info = stat()
+        XCTAssertEqual(lstat(path, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o660)
+
+        let client = ControlClient(path: path)
+        XCTAssertEqual(try client.send(.status).networks, handler.networks)
+        XCTAssertEqual(try client.send(.portAdd(network: "lab", spec: .link(interface: "veth0"))).port, "p2")
+        XCTAssertNoThrow(try client.send(.portDel(network: "lab", port: "p1")))
+        XCTAssertThrowsError(try client.send(.portDel(network: "lab", port: "p7"))) { error in
+            XCTAssertEqual("\(error)", "no port p7 in lab")
+        }
+    }
+
+    func testSeveralRequestsOnOneConnectionAndMalformedLines() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let replies = try exchange(Array("{\"op\":\"portDel\",\"network\":\"lab\",\"port\":\"p1\"}\n\nnot json\n{\"op\":\"status\"}".utf8))
+        XCTAssertEqual(replies.count, 3)
+        XCTAssertEqual(replies[0], #"{"ok":true}"#)
+        XCTAssertEqual(replies[1], #"{"error":"malformed request: not valid JSON","ok":false}"#)
+        XCTAssertTrue(replies[2].hasPrefix(#"{"networks":[{"#), replies[2])
+        // The daemon is unaffected.
+        XCTAssertNoThrow(try ControlClient(path: path).send(.status))
+    }
+
+    func testOversizedRequestGetsAnErrorAndTheConnectionCloses() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        let huge = Array(("{\"op\":\"status\",\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}\n{\"op\":\"status\"}\n").utf8)
+        XCTAssertEqual(try exchange(huge), [#"{"error":"request longer than 65536 bytes","ok":false}"#])
+        XCTAssertNoThrow(try ControlClient(path: path).send(.status))
+    }
+
+    func testRefusesWhenAnotherDaemonAnswers() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        XCTAssertThrowsError(try ControlServer(path: path, group: nil)) { error in
+            XCTAssertEqual("\(error)", "another switchd is already running at \(path)")
+        }
+    }
+
+    func testReplacesAStaleSocket() throws {
+        // A socket file nobody listens on, as a killed daemon leaves it: the listener closes, the file stays.
+        do { _ = try UnixSocket.listen(at: path) }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path))
+        let server = try startServer()
+        defer { server.stop() }
+        XCTAssertNoThrow(try ControlClient(path: path).send(.status))
+    }
+
+    func testNoDaemon() {
+        XCTAssertThrowsError(try ControlClient(path: path).send(.status)) { error in
+            XCTAssertEqual("\(error)", "no switchd running at \(path)")
+        }
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: nil))
+        XCTAssertThrowsError(try ControlServer(path: path, group: nil)) { error in
+            XCTAssertEqual("\(error)", "\(path) exists and is not a socket")
+        }
+    }
+
+    func testStopRemovesTheSocket() throws {
+        let server = try startServer()
+        server.stop()
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+        XCTAssertThrowsError(try ControlClient(path: path).send(.status))
+    }
+}

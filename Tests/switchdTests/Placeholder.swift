@@ -1,2 +1,0 @@
-// switchd (CLI and config) tests live here.
-import XCTest
