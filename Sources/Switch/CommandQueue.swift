@@ -8,7 +8,7 @@ import Glibc
 /// A request to the forwarding loop, with its reply.
 final class LoopCommand: @unchecked Sendable {
     enum Kind {
-        case addTap(network: Int, fd: Int32, info: PortInfo)
+        case addDevice(network: Int, device: OpenedDevice)
         case remove(network: Int, id: String)
         case status
         case stop
@@ -24,11 +24,12 @@ final class LoopCommand: @unchecked Sendable {
     /// Runs on the loop thread.
     func execute(on loop: ForwardingLoop) {
         switch kind {
-        case .addTap(let n, let fd, let info):
-            if loop.addTap(network: n, fd: fd, info: info) != nil {
-                portID = .success(info.id)
+        case .addDevice(let n, let device):
+            if loop.addDevicePort(network: n, kind: device.kind, fd: device.fd, headerSize: device.headerSize,
+                                  info: device.info) != nil {
+                portID = .success(device.info.id)
             } else {
-                close(fd)
+                loop.closeUnused(device)
                 portID = .failure(SwitchError("too many ports"))
             }
         case .remove(let n, let id):

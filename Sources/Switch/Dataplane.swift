@@ -43,9 +43,10 @@ public final class Dataplane: @unchecked Sendable {
         for (n, spec) in networks.enumerated() {
             for port in spec.ports {
                 do throws(SwitchError) {
-                    let (fd, info) = try Self.openPort(port, network: spec)
-                    guard loop.addTap(network: n, fd: fd, info: info) != nil else {
-                        close(fd)
+                    let device = try Self.openPort(port, network: spec)
+                    guard loop.addDevicePort(network: n, kind: device.kind, fd: device.fd,
+                                             headerSize: device.headerSize, info: device.info) != nil else {
+                        loop.closeUnused(device)
                         throw SwitchError("too many ports")
                     }
                 } catch {
@@ -123,12 +124,12 @@ public final class Dataplane: @unchecked Sendable {
     /// Adds a port at run time; returns its id.
     public func addPort(network name: String, spec: PortSpec) throws(SwitchError) -> String {
         let n = try network(name)
-        let (fd, info) = try Self.openPort(spec, network: specs[n])
-        let command = LoopCommand(.addTap(network: n, fd: fd, info: info))
+        let device = try Self.openPort(spec, network: specs[n])
+        let command = LoopCommand(.addDevice(network: n, device: device))
         do throws(SwitchError) {
             try run(command)
         } catch {
-            close(fd)
+            loop.closeUnused(device)
             throw error
         }
         return try command.portID.get()
@@ -156,13 +157,25 @@ public final class Dataplane: @unchecked Sendable {
     // MARK: - Opening ports (control thread)
 
     /// Opens the fd of a port described by `spec`, ready for the loop.
-    static func openPort(_ spec: PortSpec, network: NetworkSpec) throws(SwitchError) -> (Int32, PortInfo) {
+    static func openPort(_ spec: PortSpec, network: NetworkSpec) throws(SwitchError) -> OpenedDevice {
         switch spec {
         case .tap(let name, let netns, let mac):
             let fd = try TAP.create(name: name, netns: netns, mac: mac ?? TAP.stableMAC(name: name), mtu: network.mtu)
-            return (fd, PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name, interface: name, netns: netns))
+            return OpenedDevice(kind: .tap, fd: fd, headerSize: VirtioNetHeader.size,
+                                info: PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name,
+                                               interface: name, netns: netns))
         case .link(let interface):
-            throw SwitchError("link ports (\(interface)) are not implemented yet")
+            let (fd, headerSize, hadIPv6) = try Link.open(interface: interface)
+            return OpenedDevice(kind: .link, fd: fd, headerSize: headerSize,
+                                info: PortInfo(id: interface, peer: interface, interface: interface, restoreIPv6: hadIPv6))
         }
     }
+}
+
+/// A TAP or link port opened by the control thread, on its way to the loop.
+struct OpenedDevice {
+    var kind: PortKind
+    var fd: Int32
+    var headerSize: Int
+    var info: PortInfo
 }

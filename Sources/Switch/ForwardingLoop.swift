@@ -167,7 +167,7 @@ final class ForwardingLoop {
     @inline(__always)
     private func handle(_ c: Completion) {
         switch c.token.operation {
-        case .tapRead: tapReadDone(slot: c.token.slot, result: c.result)
+        case .deviceRead: deviceReadDone(slot: c.token.slot, result: c.result)
         case .dgramReceive: dgramReceiveDone(network: Int(c.token.slot), result: c.result)
         case .streamAccept: acceptDone(network: Int(c.token.slot), result: c.result)
         case .streamReceive: streamReceiveDone(slot: c.token.slot, result: c.result)
@@ -215,7 +215,7 @@ final class ForwardingLoop {
     private func enqueue(buffer: UInt32, offset: Int, length: Int, header: VirtioNetHeader, to s: UInt16) {
         let port = ports + Int(s)
         guard port.pointee.queueCount < port.pointee.queueCapacity else { port.pointee.count(.queueFull); return }
-        if header.isGSO && port.pointee.kind != .tap {
+        if header.isGSO && !port.pointee.kind.hasVnetHeader {
             port.pointee.count(.oversize)  // software segmentation comes with the offloads issue
             return
         }
@@ -261,16 +261,16 @@ final class ForwardingLoop {
         guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending else { return }
         let token = Token(.send, slot: s, generation: port.pointee.generation)
         switch port.pointee.kind {
-        case .tap, .dgramPeer:
+        case .tap, .link, .dgramPeer:
             let n = min(port.pointee.queueCount, Self.sendBatch)
             for i in 0..<n {
                 let entry = port.pointee.queue! + port.pointee.queueIndex(i)
                 let raw = UnsafeMutableRawPointer(entry)
                 let frame = pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset))
                 let sqe = ring.sqe()
-                if port.pointee.kind == .tap {
+                if port.pointee.kind.hasVnetHeader {
                     VirtioNetHeader.none.store(to: raw + Self.prefixOffset)
-                    entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: VirtioNetHeader.size)
+                    entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
                     entry.pointee.iov.1 = iovec(iov_base: frame, iov_len: Int(entry.pointee.length))
                     io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)
                 } else {
@@ -345,7 +345,7 @@ final class ForwardingLoop {
         let port = ports + Int(s)
         guard port.pointee.phase != .free, port.pointee.inFlight > 0 else { return }
         switch port.pointee.kind {
-        case .tap, .dgramPeer, .dgramShared:
+        case .tap, .link, .dgramPeer, .dgramShared:
             if result == -EAGAIN && port.pointee.kind == .dgramShared {
                 // dgram.sock is shared by every connected peer: never park on it, retry shortly.
                 port.pointee.inFlight = 0
@@ -411,9 +411,9 @@ final class ForwardingLoop {
         }
     }
 
-    // MARK: - TAP ports
+    // MARK: - TAP and link ports
 
-    private func armTapRead(_ s: UInt16) {
+    private func armDeviceRead(_ s: UInt16) {
         let port = ports + Int(s)
         guard let buffer = pool.allocate() else {
             port.pointee.count(.noBuffer)
@@ -423,9 +423,9 @@ final class ForwardingLoop {
         port.pointee.receiveBuffer = buffer
         port.pointee.receivePending = true
         let sqe = ring.sqe()
-        let start = BufferPool.headroom - VirtioNetHeader.size
+        let start = BufferPool.headroom - Int(port.pointee.headerSize)
         io_uring_prep_read(sqe, port.pointee.fd, pool.pointer(buffer, start), UInt32(BufferPool.slotSize - start), 0)
-        sqe.setToken(Token(.tapRead, slot: s, generation: port.pointee.generation))
+        sqe.setToken(Token(.deviceRead, slot: s, generation: port.pointee.generation))
     }
 
     private func rearmStarved() {
@@ -434,33 +434,41 @@ final class ForwardingLoop {
             let net = networks + n
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
-                if ports[Int(s)].kind == .tap && !ports[Int(s)].receivePending { armTapRead(s) }
+                if ports[Int(s)].kind.hasVnetHeader && !ports[Int(s)].receivePending { armDeviceRead(s) }
             }
         }
     }
 
-    private func tapReadDone(slot s: UInt16, result: Int32) {
+    private func deviceReadDone(slot s: UInt16, result: Int32) {
         let port = ports + Int(s)
         let buffer = port.pointee.receiveBuffer
         port.pointee.receivePending = false
         defer { pool.release(buffer) }
         guard port.pointee.isActive else { finishIfIdle(s); return }
+        let headerSize = Int(port.pointee.headerSize)
         if result < 0 {
             switch -result {
             case EAGAIN, EINTR, ENOBUFS: break
+            case ENETDOWN where port.pointee.kind == .link && infos[Int(s)]?.interface.map(Link.exists) == true:
+                break  // the interface went down, not away: it reports that once, then reads block
             default:
-                removePort(s, reason: "TAP read failed (\(errnoText(-result)))")
+                removePort(s, reason: "read failed (\(errnoText(-result)))")
                 return
             }
-        } else if result >= VirtioNetHeader.size {
-            let start = BufferPool.headroom - VirtioNetHeader.size
-            let header = VirtioNetHeader(loading: pool.pointer(buffer, start))
-            forward(buffer: buffer, offset: BufferPool.headroom, length: Int(result) - VirtioNetHeader.size,
+        } else if result >= headerSize {
+            let start = BufferPool.headroom - headerSize
+            var header = VirtioNetHeader.none
+            if headerSize >= 10 {
+                // A 10-byte header has no num_buffers; read the fields it has.
+                header = VirtioNetHeader(loading: pool.pointer(buffer, start))
+                if headerSize == 10 { header.numBuffers = 0 }
+            }
+            forward(buffer: buffer, offset: BufferPool.headroom, length: Int(result) - headerSize,
                     header: header, from: s)
         } else {
             port.pointee.count(.runt)
         }
-        armTapRead(s)
+        armDeviceRead(s)
     }
 
     // MARK: - dgram.sock
@@ -731,6 +739,9 @@ final class ForwardingLoop {
               !port.pointee.retryPending else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
         if port.pointee.fd >= 0 { close(port.pointee.fd) }
+        if let info = infos[Int(s)], info.restoreIPv6, let interface = info.interface {
+            Link.setIPv6(interface: interface, enabled: true)
+        }
         port.pointee.queue?.deallocate()
         port.pointee.streamBuffer?.deallocate()
         port.pointee.streamIOV?.deallocate()
@@ -743,11 +754,18 @@ final class ForwardingLoop {
         freeSlots.append(s)
     }
 
-    /// Adds a TAP port whose fd the control thread opened; returns its slot.
-    func addTap(network n: Int, fd: Int32, info: PortInfo) -> UInt16? {
-        guard let s = addPort(network: n, kind: .tap, fd: fd, info: info) else { return nil }
-        armTapRead(s)
+    /// Adds a TAP or link port whose fd the control thread opened; returns its slot.
+    func addDevicePort(network n: Int, kind: PortKind, fd: Int32, headerSize: Int, info: PortInfo) -> UInt16? {
+        guard let s = addPort(network: n, kind: kind, fd: fd, info: info) else { return nil }
+        ports[Int(s)].headerSize = Int32(headerSize)
+        armDeviceRead(s)
         return s
+    }
+
+    /// Closes a device that never became a port (and restores what opening it changed).
+    func closeUnused(_ device: OpenedDevice) {
+        close(device.fd)
+        if device.info.restoreIPv6, let interface = device.info.interface { Link.setIPv6(interface: interface, enabled: true) }
     }
 
     /// The slot of the port with `id` in network `n`.

@@ -11,6 +11,8 @@ import Proto
 enum PortKind: UInt8 {
     /// A TAP device: virtio-net header + frame per read/write.
     case tap
+    /// An existing interface through AF_PACKET with PACKET_VNET_HDR: the same framing as a TAP.
+    case link
     /// A sender on the network's dgram.sock, answered through its own connected socket.
     case dgramPeer
     /// A sender on dgram.sock that only accepts datagrams from dgram.sock (it connected to it,
@@ -19,9 +21,13 @@ enum PortKind: UInt8 {
     /// An accepted connection on stream.sock: 4-byte length + frame.
     case stream
 
+    /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
+    var hasVnetHeader: Bool { self == .tap || self == .link }
+
     var name: String {
         switch self {
         case .tap: "tap"
+        case .link: "link"
         case .dgramPeer, .dgramShared: "dgram"
         case .stream: "stream"
         }
@@ -73,6 +79,8 @@ struct PortState {
     var network: Int32 = 0
     /// The fd this port reads and/or writes (-1: none of its own, e.g. a shared dgram peer).
     var fd: Int32 = -1
+    /// Bytes of virtio-net header before each frame (TAP 12; AF_PACKET 12, or 10 on older kernels).
+    var headerSize: Int32 = 12
 
     // Counters.
     var rxPackets: UInt64 = 0
@@ -138,4 +146,6 @@ struct PortInfo {
     /// A TAP's interface name and namespace.
     var interface: String? = nil
     var netns: String? = nil
+    /// A link port's interface had IPv6 on: turn it back on when the port goes.
+    var restoreIPv6 = false
 }

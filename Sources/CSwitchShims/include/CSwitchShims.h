@@ -40,4 +40,10 @@ int sw_eventfd(void);
 /// pipe2(fds, O_CLOEXEC). Returns 0 or -errno.
 int sw_pipe_cloexec(int fds[2]);
 
+/// Opens an AF_PACKET socket bound to interface `ifname` with a virtio-net header on every frame
+/// (PACKET_VNET_HDR, and PACKET_VNET_HDR_SZ 12 where the kernel has it), PACKET_IGNORE_OUTGOING and
+/// promiscuous membership; blocking and close-on-exec. *header_size is set to 12 or 10.
+/// Returns the fd or -errno.
+int sw_packet_open(const char *ifname, int *header_size);
+
 #endif

@@ -9,7 +9,7 @@ import Glibc
 
 /// What a submitted request was for.
 enum Operation: UInt8 {
-    case tapRead = 1
+    case deviceRead = 1
     case dgramReceive
     case streamAccept
     case streamReceive

@@ -1,0 +1,46 @@
+// Link: joining an existing interface (a TAP QEMU opened, a veth end) as a `link` port (control thread).
+//
+// AF_PACKET with PACKET_VNET_HDR gives the same header + frame framing as a TAP, offload metadata
+// included. PACKET_IGNORE_OUTGOING keeps the frames switchd itself sends (and the host's own) out of
+// the receive side; IPv6 is turned off on the interface so the host stack does not autoconfigure it
+// and talk on the guest's network; it is turned back on when the port goes (DESIGN §2).
+import CSwitchShims
+import Glibc
+
+enum Link {
+    /// True when an interface of that name exists in switchd's namespace.
+    static func exists(_ name: String) -> Bool { sw_if_index(name) > 0 }
+
+    /// Opens interface `name`: returns the fd, the virtio-net header size, and whether IPv6 was on
+    /// (and has been turned off).
+    static func open(interface name: String) throws(SwitchError) -> (fd: Int32, headerSize: Int, hadIPv6: Bool) {
+        guard TAP.isValidName(name) else { throw SwitchError("'\(name)' is not a valid interface name") }
+        guard exists(name) else { throw SwitchError("interface \(name) does not exist") }
+        let hadIPv6 = ipv6Enabled(interface: name)
+        if hadIPv6 { setIPv6(interface: name, enabled: false) }
+        // QEMU leaves a TAP it opened with script=no down; frames written to a down TAP are lost.
+        let up = sw_if_set_up(name)
+        var headerSize: Int32 = 0
+        let fd = up == 0 ? sw_packet_open(name, &headerSize) : up
+        guard fd >= 0 else {
+            if hadIPv6 { setIPv6(interface: name, enabled: true) }
+            throw SwitchError(-fd == EPERM ? "joining \(name) needs CAP_NET_ADMIN and CAP_NET_RAW"
+                                           : "cannot join interface \(name): \(errnoText(-fd))")
+        }
+        return (fd, Int(headerSize), hadIPv6)
+    }
+
+    private static func ipv6Path(_ name: String) -> String { "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6" }
+
+    static func ipv6Enabled(interface name: String) -> Bool {
+        guard let f = fopen(ipv6Path(name), "r") else { return false }
+        defer { fclose(f) }
+        return fgetc(f) == Int32(UInt8(ascii: "0"))
+    }
+
+    static func setIPv6(interface name: String, enabled: Bool) {
+        guard let f = fopen(ipv6Path(name), "w") else { return }
+        fputs(enabled ? "0\n" : "1\n", f)
+        fclose(f)
+    }
+}
