@@ -154,10 +154,15 @@ extension ARPPacket {
 /// A parsed Ethernet/IPv4 ARP packet.
 @frozen
 public struct ARPRepr: Hashable, Sendable {
+    /// Operation.
     public var operation: ARPOperation
+    /// Sender hardware address.
     public var senderHardwareAddress: MACAddress
+    /// Sender protocol address.
     public var senderProtocolAddress: IPv4Address
+    /// Target hardware address.
     public var targetHardwareAddress: MACAddress
+    /// Target protocol address.
     public var targetProtocolAddress: IPv4Address
 
     /// Bytes `emit` writes.

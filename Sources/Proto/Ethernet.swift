@@ -174,7 +174,9 @@ extension EthernetFrame {
 /// The parsed header of an Ethernet frame.
 @frozen
 public struct EthernetRepr: Hashable, Sendable {
+    /// Destination.
     public var destination: MACAddress
+    /// Source.
     public var source: MACAddress
     /// The first tag after the source address; nil for an untagged frame.
     public var outerTag: VLANTag?

@@ -125,7 +125,9 @@ public struct MutableICMPv4Message {
 /// A parsed ICMPv4 header: type, code and the 32 bits after the checksum.
 @frozen
 public struct ICMPv4Repr: Hashable, Sendable {
+    /// Type.
     public var type: ICMPv4Type
+    /// Code.
     public var code: UInt8
     /// Identifier and sequence number for echo; unused, MTU (RFC 1191 §4) or pointer otherwise.
     public var restOfHeader: UInt32

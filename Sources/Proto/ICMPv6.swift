@@ -133,7 +133,9 @@ public struct MutableICMPv6Message {
 /// messages have their own values in `NDP.swift`.
 @frozen
 public struct ICMPv6Repr: Hashable, Sendable {
+    /// Type.
     public var type: ICMPv6Type
+    /// Code.
     public var code: UInt8
     /// Identifier and sequence for echo; MTU for Packet Too Big; pointer for Parameter Problem.
     public var restOfHeader: UInt32

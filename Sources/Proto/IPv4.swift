@@ -188,16 +188,25 @@ public struct MutableIPv4Header {
 /// A parsed IPv4 header without options.
 @frozen
 public struct IPv4Repr: Hashable, Sendable {
+    /// Source.
     public var source: IPv4Address
+    /// Destination.
     public var destination: IPv4Address
+    /// Protocol of the payload.
     public var `protocol`: IPProtocol
     /// Bytes after the header (Total Length − header length).
     public var payloadLength: Int
+    /// Time to Live.
     public var timeToLive: UInt8
+    /// Identification.
     public var identification: UInt16
+    /// DSCP (RFC 2474 §3).
     public var dscp: UInt8
+    /// ECN (RFC 3168 §5).
     public var ecn: UInt8
+    /// The DF flag.
     public var dontFragment: Bool
+    /// More fragments.
     public var moreFragments: Bool
     /// Fragment Offset in units of 8 bytes.
     public var fragmentOffset: UInt16

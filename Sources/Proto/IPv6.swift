@@ -168,14 +168,19 @@ public struct MutableIPv6Header {
 /// A parsed IPv6 fixed header.
 @frozen
 public struct IPv6Repr: Hashable, Sendable {
+    /// Source.
     public var source: IPv6Address
+    /// Destination.
     public var destination: IPv6Address
     /// Next Header: the first extension header or the upper layer.
     public var nextHeader: IPProtocol
     /// Bytes after the fixed header, extension headers included.
     public var payloadLength: Int
+    /// Hop limit.
     public var hopLimit: UInt8
+    /// Traffic class.
     public var trafficClass: UInt8
+    /// Flow label.
     public var flowLabel: UInt32
 
     /// Bytes `emit` writes.
@@ -245,6 +250,7 @@ public struct IPv6ExtensionHeader {
 /// Writes a Hop-by-Hop or Destination Options header holding only padding (RFC 8200 §4.2 Pad1/PadN).
 @frozen
 public struct IPv6PaddingOptionsRepr: Hashable, Sendable {
+    /// Next header.
     public var nextHeader: IPProtocol
     /// Total header length in bytes, a multiple of 8 (8...2048).
     public var headerLength: Int
@@ -297,10 +303,13 @@ public struct IPv6FragmentHeader {
 /// A parsed IPv6 Fragment header.
 @frozen
 public struct IPv6FragmentRepr: Hashable, Sendable {
+    /// Next header.
     public var nextHeader: IPProtocol
     /// Fragment Offset in 8-octet units.
     public var fragmentOffset: UInt16
+    /// More fragments.
     public var moreFragments: Bool
+    /// Identification.
     public var identification: UInt32
 
     /// A Fragment header from its fields.

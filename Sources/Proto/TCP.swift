@@ -22,13 +22,21 @@ public struct TCPFlags: OptionSet, Hashable, Sendable {
 
     @inlinable public init(rawValue: UInt8) { self.rawValue = rawValue }
 
+    /// FIN: no more data from sender.
     public static let fin = TCPFlags(rawValue: 0x01)
+    /// SYN: synchronize sequence numbers.
     public static let syn = TCPFlags(rawValue: 0x02)
+    /// RST: reset the connection.
     public static let rst = TCPFlags(rawValue: 0x04)
+    /// PSH: push function.
     public static let psh = TCPFlags(rawValue: 0x08)
+    /// ACK: the acknowledgment field is significant.
     public static let ack = TCPFlags(rawValue: 0x10)
+    /// URG: the urgent pointer is significant.
     public static let urg = TCPFlags(rawValue: 0x20)
+    /// ECE: ECN-Echo (RFC 3168 §6.1).
     public static let ece = TCPFlags(rawValue: 0x40)
+    /// CWR: congestion window reduced (RFC 3168 §6.1).
     public static let cwr = TCPFlags(rawValue: 0x80)
 }
 
@@ -178,7 +186,9 @@ public struct MutableTCPHeader {
 /// The TSval and TSecr of a Timestamps option (RFC 7323 §3.2).
 @frozen
 public struct TCPTimestamp: Hashable, Sendable {
+    /// TSval.
     public var value: UInt32
+    /// TSecr.
     public var echoReply: UInt32
 
     /// A timestamp option from TSval and TSecr.
@@ -192,12 +202,19 @@ public struct TCPTimestamp: Hashable, Sendable {
 /// timestamps); other options (SACK blocks, unknown kinds) are skipped on parse and not emitted.
 @frozen
 public struct TCPRepr: Hashable, Sendable {
+    /// Source port.
     public var sourcePort: UInt16
+    /// Destination port.
     public var destinationPort: UInt16
+    /// Sequence number.
     public var sequenceNumber: UInt32
+    /// Acknowledgment number.
     public var acknowledgmentNumber: UInt32
+    /// Flags.
     public var flags: TCPFlags
+    /// Window.
     public var window: UInt16
+    /// Urgent pointer.
     public var urgentPointer: UInt16
     /// Maximum Segment Size option (RFC 9293 §3.7.1).
     public var maximumSegmentSize: UInt16?

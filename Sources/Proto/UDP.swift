@@ -108,7 +108,9 @@ public struct MutableUDPHeader {
 /// A parsed UDP header.
 @frozen
 public struct UDPRepr: Hashable, Sendable {
+    /// Source port.
     public var sourcePort: UInt16
+    /// Destination port.
     public var destinationPort: UInt16
 
     /// Bytes of header `emit` writes.
