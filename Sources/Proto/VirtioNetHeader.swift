@@ -71,3 +71,19 @@ public struct VirtioNetHeader: Hashable, Sendable {
     /// True when the frame is a GSO super-frame.
     @inlinable public var isGSO: Bool { gsoType & ~Self.gsoECN != Self.gsoNone }
 }
+
+extension VirtioNetHeader {
+    /// The header at the start of `bytes`, or nil when shorter than 12 bytes.
+    @inlinable
+    public init?(validating bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= Self.size, let base = bytes.baseAddress else { return nil }
+        self.init(loading: base)
+    }
+
+    /// Writes the 12 bytes at the start of `buffer` (at least 12 bytes).
+    @inlinable
+    public func emit(into buffer: UnsafeMutableRawBufferPointer) {
+        precondition(buffer.count >= Self.size)
+        store(to: buffer.baseAddress!)
+    }
+}
