@@ -190,6 +190,16 @@ final class ForwardingLoop {
         guard length >= 14 else { port.pointee.count(.runt); return }
         guard header.isGSO || length <= net.pointee.maxFrame else { port.pointee.count(.oversize); return }
         let frame = pool.pointer(buffer, offset)
+        var header = header
+        if header.flags & VirtioNetHeader.needsChecksum != 0 && !header.isGSO {
+            // Complete partial checksums once here, so every egress gets a whole frame. (Passing
+            // them on to ports that can take them is the offloads issue's per-egress work.)
+            guard header.completeChecksum(in: UnsafeMutableRawBufferPointer(start: frame, count: length)) else {
+                port.pointee.count(.badHeader)
+                return
+            }
+            header.flags = VirtioNetHeader.dataValid
+        }
         let source = MACAddress(loading: frame + 6)
         guard !source.isMulticast && !source.isZero else { port.pointee.count(.badSource); return }
         if source.rawValue != port.pointee.lastSource || now != port.pointee.lastReceive {
@@ -269,7 +279,9 @@ final class ForwardingLoop {
                 let frame = pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset))
                 let sqe = ring.sqe()
                 if port.pointee.kind.hasVnetHeader {
-                    VirtioNetHeader.none.store(to: raw + Self.prefixOffset)
+                    var header = entry.pointee.header
+                    header.numBuffers = 0
+                    header.store(to: raw + Self.prefixOffset)
                     entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
                     entry.pointee.iov.1 = iovec(iov_base: frame, iov_len: Int(entry.pointee.length))
                     io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)

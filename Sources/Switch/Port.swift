@@ -53,6 +53,8 @@ enum DropReason: Int, CaseIterable {
     case unaddressable
     /// A new port was refused (too many ports).
     case portLimit
+    /// Offload metadata that does not fit the frame (checksum offsets outside it, say).
+    case badHeader
 
     var name: String { "\(self)" }
 }
@@ -87,7 +89,7 @@ struct PortState {
     var rxBytes: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
-    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     // Send queue: a ring of `queueCapacity` entries; the first `inFlight` from `queueHead` are submitted.
     var queue: UnsafeMutablePointer<TxEntry>? = nil

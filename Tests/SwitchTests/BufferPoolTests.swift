@@ -28,3 +28,12 @@ final class BufferPoolTests: XCTestCase {
         XCTAssertEqual(pool.pointer(1) - pool.pointer(0), BufferPool.slotSize)
     }
 }
+
+final class PortStateTests: XCTestCase {
+    func testEveryDropReasonHasACounter() {
+        XCTAssertEqual(MemoryLayout.size(ofValue: PortState().drops) / 8, DropReason.allCases.count)
+        var port = PortState()
+        for reason in DropReason.allCases { port.count(reason, UInt64(reason.rawValue + 1)) }
+        for reason in DropReason.allCases { XCTAssertEqual(port.dropCount(reason), UInt64(reason.rawValue + 1)) }
+    }
+}
