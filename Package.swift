@@ -33,7 +33,9 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "ProtoTests", dependencies: ["Proto"], resources: [.copy("Golden")]),
-        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto"]),
+        // Test-only: counts heap allocations of one thread (interposes malloc in the test binary).
+        .target(name: "CMallocCounter"),
+        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto", "CMallocCounter"]),
         .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "Proto"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,3 +1,7 @@
-/* liburing for Swift. No _GNU_SOURCE here: with Swift 6.3's Glibc module it makes fd_set's
-   member names differ between the two modules and the import fails. */
+/* liburing for Swift. liburing.h defines _XOPEN_SOURCE and _GNU_SOURCE when they are not set,
+   which changes fd_set's member names; system headers included first keep one definition that
+   agrees with the Glibc and Dispatch modules. */
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <signal.h>
 #include <liburing.h>

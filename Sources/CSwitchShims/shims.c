@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 int sw_tap_open(const char *name, char actual[16]) {
@@ -150,3 +151,5 @@ fail:
         return -e;
     }
 }
+
+int sw_gettid(void) { return (int)syscall(SYS_gettid); }

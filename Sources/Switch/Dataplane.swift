@@ -8,7 +8,7 @@ import Proto
 public final class Dataplane: @unchecked Sendable {
     private let runDir: String
     private let specs: [NetworkSpec]
-    private var sockets: [(dgram: Int32, stream: Int32)] = []
+    private var sockets: [NetworkSockets] = []
     private let commands = CommandQueue()
     private let loop: ForwardingLoop
     private var thread: pthread_t? = nil
@@ -26,13 +26,12 @@ public final class Dataplane: @unchecked Sendable {
                 if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                     throw SwitchError("cannot create \(dir): \(errnoText(errno))")
                 }
-                let dgram = try Socket.bindUnix(Int32(SOCK_DGRAM.rawValue), path: "\(dir)/dgram.sock")
-                // Replies to peers that only accept datagrams from dgram.sock go out through it:
-                // a large send buffer keeps a few frames per peer in flight (DESIGN §3).
-                Socket.setOption(dgram, SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
-                Socket.setOption(dgram, SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-                sockets.append((dgram, -1))
-                sockets[sockets.count - 1].stream = try Socket.listenUnix(path: "\(dir)/stream.sock")
+                sockets.append(NetworkSockets())
+                let i = sockets.count - 1
+                sockets[i].dgram = try Self.bindDgram(path: "\(dir)/dgram.sock")
+                sockets[i].stream = try Socket.listenUnix(path: "\(dir)/stream.sock")
+                sockets[i].dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
+                sockets[i].streamOffload = try Socket.listenUnix(path: "\(dir)/stream-offload.sock")
             }
             loop = try ForwardingLoop(specs: networks, sockets: sockets, commands: commands)
         } catch {
@@ -94,13 +93,23 @@ public final class Dataplane: @unchecked Sendable {
         sockets = []
     }
 
-    private static func removeSockets(_ sockets: [(dgram: Int32, stream: Int32)], runDir: String, specs: [NetworkSpec]) {
+    /// The file names of a network's sockets under RUNDIR/NAME/.
+    static let socketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock"]
+
+    private static func bindDgram(path: String) throws(SwitchError) -> Int32 {
+        let fd = try Socket.bindUnix(Int32(SOCK_DGRAM.rawValue), path: path)
+        // Replies to peers that only accept datagrams from this socket go out through it: a large
+        // send buffer keeps a few frames per peer in flight (DESIGN §3).
+        Socket.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
+        Socket.setOption(fd, SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
+        return fd
+    }
+
+    private static func removeSockets(_ sockets: [NetworkSockets], runDir: String, specs: [NetworkSpec]) {
         for (i, s) in sockets.enumerated() {
-            if s.dgram >= 0 { close(s.dgram) }
-            if s.stream >= 0 { close(s.stream) }
+            for fd in [s.dgram, s.stream, s.dgramOffload, s.streamOffload] where fd >= 0 { close(fd) }
             let dir = "\(runDir)/\(specs[i].name)"
-            unlink("\(dir)/dgram.sock")
-            unlink("\(dir)/stream.sock")
+            for name in socketNames { unlink("\(dir)/\(name)") }
             rmdir(dir)
         }
     }
@@ -142,6 +151,12 @@ public final class Dataplane: @unchecked Sendable {
         _ = try command.portID.get()
     }
 
+    /// The Linux thread id of the forwarding thread (for tests; read after a round trip to the loop).
+    var forwardingThreadID: Int32 {
+        _ = status()
+        return loop.threadID
+    }
+
     /// A snapshot of every network and port.
     public func status() -> [NetworkStatus] {
         let command = LoopCommand(.status)
@@ -149,7 +164,9 @@ public final class Dataplane: @unchecked Sendable {
         var networks = command.networks
         for i in networks.indices {
             let dir = "\(runDir)/\(networks[i].name)"
-            networks[i].sockets = SocketPaths(dgram: "\(dir)/dgram.sock", stream: "\(dir)/stream.sock")
+            networks[i].sockets = SocketPaths(dgram: "\(dir)/dgram.sock", stream: "\(dir)/stream.sock",
+                                              dgramOffload: "\(dir)/dgram-offload.sock",
+                                              streamOffload: "\(dir)/stream-offload.sock")
         }
         return networks
     }

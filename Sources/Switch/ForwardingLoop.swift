@@ -27,19 +27,33 @@ struct DgramReceive {
     var pending = false
 }
 
+/// The listening sockets of one network, plain and header-less offload (DESIGN §2).
+public struct NetworkSockets {
+    public var dgram: Int32 = -1
+    public var stream: Int32 = -1
+    public var dgramOffload: Int32 = -1
+    public var streamOffload: Int32 = -1
+}
+
 /// Runtime state of one network.
 struct NetworkRuntime {
     /// The longest frame accepted without offload metadata: MTU + Ethernet header + one VLAN tag.
     var maxFrame: Int
+    /// The network's MTU: the IP packet size segmentation cuts to.
+    var mtu: Int
     var queueFrames: Int
     var table: MACTable
     /// Active port slots.
     var portList: UnsafeMutablePointer<UInt16>
     var portCount = 0
-    var dgramFD: Int32
-    var streamFD: Int32
-    var dgramReceive: UnsafeMutablePointer<DgramReceive>
-    var acceptPending = false
+    var sockets: NetworkSockets
+    /// The receive in flight on dgram.sock [0] and dgram-offload.sock [1].
+    var dgramReceives: UnsafeMutablePointer<DgramReceive>
+    /// An accept in flight on stream.sock [0] and stream-offload.sock [1].
+    var acceptPending: (Bool, Bool) = (false, false)
+
+    func dgramFD(offload: Bool) -> Int32 { offload ? sockets.dgramOffload : sockets.dgram }
+    func streamFD(offload: Bool) -> Int32 { offload ? sockets.streamOffload : sockets.stream }
     /// Datagrams from unnamed senders (they cannot be answered) and truncated ones.
     var unaddressable: UInt64 = 0
     var truncated: UInt64 = 0
@@ -80,7 +94,7 @@ final class ForwardingLoop {
     private var lastTick: UInt32 = 0
     private var lastProbe: UInt32 = 0
 
-    init(specs: [NetworkSpec], sockets: [(dgram: Int32, stream: Int32)], commands: CommandQueue) throws(SwitchError) {
+    init(specs: [NetworkSpec], sockets: [NetworkSockets], commands: CommandQueue) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         ports = .allocate(capacity: Self.maxPorts)
@@ -88,16 +102,18 @@ final class ForwardingLoop {
         infos = Array(repeating: nil, count: Self.maxPorts)
         freeSlots = (0..<UInt16(Self.maxPorts)).reversed()
         dirty = .allocate(capacity: Self.maxPorts)
+        segmentBuffers = .allocate(capacity: Self.maxSegments)
+        segmentLengths = .allocate(capacity: Self.maxSegments)
         self.specs = specs
         networks = .allocate(capacity: max(1, specs.count))
         for (i, spec) in specs.enumerated() {
-            let receive = UnsafeMutablePointer<DgramReceive>.allocate(capacity: 1)
-            receive.initialize(to: DgramReceive())
+            let receive = UnsafeMutablePointer<DgramReceive>.allocate(capacity: 2)
+            receive.initialize(repeating: DgramReceive(), count: 2)
             let list = UnsafeMutablePointer<UInt16>.allocate(capacity: Self.maxPorts)
             (networks + i).initialize(to: NetworkRuntime(
-                maxFrame: spec.mtu + 18, queueFrames: spec.queueFrames,
+                maxFrame: spec.mtu + 18, mtu: spec.mtu, queueFrames: spec.queueFrames,
                 table: MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing),
-                portList: list, dgramFD: sockets[i].dgram, streamFD: sockets[i].stream, dgramReceive: receive))
+                portList: list, sockets: sockets[i], dgramReceives: receive))
         }
         peersByAddress = Array(repeating: [:], count: specs.count)
         eventFD = sw_eventfd()
@@ -113,11 +129,13 @@ final class ForwardingLoop {
         for n in 0..<specs.count {
             networks[n].table.deallocate()
             networks[n].portList.deallocate()
-            networks[n].dgramReceive.deallocate()
+            networks[n].dgramReceives.deallocate()
         }
         networks.deallocate()
         ports.deallocate()
         dirty.deallocate()
+        segmentBuffers.deallocate()
+        segmentLengths.deallocate()
         eventValue.deallocate()
         pool.destroy()
         close(eventFD)
@@ -125,12 +143,18 @@ final class ForwardingLoop {
 
     // MARK: - Running
 
+    /// The Linux thread id of the thread running the loop (0 before it starts), for tests.
+    private(set) var threadID: Int32 = 0
+
     /// Runs until a `stop` command; then closes every port.
     func run() {
+        threadID = sw_gettid()
         armEvent()
         for n in 0..<specs.count {
-            armDgramReceive(network: n)
-            armAccept(network: n)
+            for offload in [false, true] {
+                armDgramReceive(network: n, offload: offload)
+                armAccept(network: n, offload: offload)
+            }
         }
         while running {
             ring.submitAndWait(timeoutNanos: retrying.isEmpty ? 100_000_000 : 1_000_000)
@@ -168,10 +192,11 @@ final class ForwardingLoop {
     private func handle(_ c: Completion) {
         switch c.token.operation {
         case .deviceRead: deviceReadDone(slot: c.token.slot, result: c.result)
-        case .dgramReceive: dgramReceiveDone(network: Int(c.token.slot), result: c.result)
-        case .streamAccept: acceptDone(network: Int(c.token.slot), result: c.result)
+        case .dgramReceive: dgramReceiveDone(network: Int(c.token.slot), offload: c.token.aux != 0, result: c.result)
+        case .streamAccept: acceptDone(network: Int(c.token.slot), offload: c.token.aux != 0, result: c.result)
         case .streamReceive: streamReceiveDone(slot: c.token.slot, result: c.result)
         case .send: sendDone(slot: c.token.slot, result: c.result)
+        case .writable: writableDone(slot: c.token.slot)
         case .eventRead: eventDone()
         case .cancel: break
         }
@@ -188,17 +213,27 @@ final class ForwardingLoop {
         port.pointee.rxPackets &+= 1
         port.pointee.rxBytes &+= UInt64(length)
         guard length >= 14 else { port.pointee.count(.runt); return }
-        guard header.isGSO || length <= net.pointee.maxFrame else { port.pointee.count(.oversize); return }
         let frame = pool.pointer(buffer, offset)
         var header = header
-        if header.flags & VirtioNetHeader.needsChecksum != 0 && !header.isGSO {
-            // Complete partial checksums once here, so every egress gets a whole frame. (Passing
-            // them on to ports that can take them is the offloads issue's per-egress work.)
-            guard header.completeChecksum(in: UnsafeMutableRawBufferPointer(start: frame, count: length)) else {
+        if port.pointee.offloadPeer {
+            // Header-less offload (krunkit offloading=on, the offload sockets): work out what the
+            // frame needs from its headers; its L4 checksum may be partial (DESIGN §2).
+            guard let described = Segmentation.describeHeaderless(
+                frame: UnsafeMutableRawBufferPointer(start: frame, count: length), mtu: net.pointee.mtu) else {
                 port.pointee.count(.badHeader)
                 return
             }
-            header.flags = VirtioNetHeader.dataValid
+            header = described
+        } else if header.flags & VirtioNetHeader.needsChecksum != 0 || header.isGSO {
+            guard header.checksumFieldFits(frameLength: length),
+                  !header.isGSO || (header.gsoSize > 0 && Int(header.headerLength) <= length) else {
+                port.pointee.count(.badHeader)
+                return
+            }
+        }
+        guard header.isGSO || length <= (port.pointee.offloadPeer ? Self.maxOffloadFrame : net.pointee.maxFrame) else {
+            port.pointee.count(.oversize)
+            return
         }
         let source = MACAddress(loading: frame + 6)
         guard !source.isMulticast && !source.isZero else { port.pointee.count(.badSource); return }
@@ -207,34 +242,150 @@ final class ForwardingLoop {
             _ = net.pointee.table.learn(source, port: s, generation: port.pointee.generation, now: now)
         }
         port.pointee.lastReceive = now
+        let original = Frame(buffer: buffer, offset: offset, length: length, header: header)
+        defer { releaseVariants() }
         let destination = MACAddress(loading: frame)
         if !destination.isMulticast, let (out, generation) = net.pointee.table.lookup(destination, now: now),
            ports[Int(out)].generation == generation, ports[Int(out)].isActive {
             if out == s { port.pointee.count(.hairpin); return }
-            enqueue(buffer: buffer, offset: offset, length: length, header: header, to: out)
+            deliver(original, to: out, unicast: true)
             return
         }
         for i in 0..<net.pointee.portCount {
             let out = net.pointee.portList[i]
-            if out != s { enqueue(buffer: buffer, offset: offset, length: length, header: header, to: out) }
+            if out != s { deliver(original, to: out, unicast: false) }
         }
+    }
+
+    /// The largest frame to or from a header-less offload peer (krunkit's 65550-byte buffers).
+    static let maxOffloadFrame = 65_550
+    /// The most segments one super-frame may be cut into (64 KiB at the smallest TCP MSS, 48 bytes).
+    static let maxSegments = 1400
+
+    // Copies of the frame being forwarded, made at most once per frame for the egress ports that
+    // cannot take it as it is (classify per destination, build lazily, share by reference count).
+    private var completed: Frame? = nil
+    private var segmentState = SegmentState.none
+    private let segmentBuffers: UnsafeMutablePointer<UInt32>
+    private let segmentLengths: UnsafeMutablePointer<Int32>
+    private var segmentCount = 0
+
+    private enum SegmentState { case none, built, failed(DropReason) }
+
+    /// Sends `frame` to port `out` in the form that port can take: as is to TAP and link ports
+    /// (virtio-net header included), with complete checksums to socket ports, cut into MTU-size
+    /// segments for socket ports that cannot take super-frames.
+    @inline(__always)
+    private func deliver(_ frame: Frame, to out: UInt16, unicast: Bool) {
+        let port = ports + Int(out)
+        if port.pointee.kind.hasVnetHeader {
+            if frame.header.isGSO { port.pointee.superFrames &+= 1 }
+            enqueue(frame, to: out)
+            return
+        }
+        if frame.header.isGSO {
+            if port.pointee.offloadPeer && frame.length <= Self.maxOffloadFrame {
+                guard let whole = completedCopy(of: frame, unicast: unicast) else { port.pointee.count(.noBuffer); return }
+                port.pointee.superFrames &+= 1
+                enqueue(whole, to: out)
+                return
+            }
+            if case .none = segmentState { buildSegments(of: frame, network: Int(port.pointee.network)) }
+            if case .failed(let reason) = segmentState { port.pointee.count(reason); return }
+            port.pointee.segmented &+= 1
+            for i in 0..<segmentCount {
+                enqueue(Frame(buffer: segmentBuffers[i], offset: BufferPool.headroom, length: Int(segmentLengths[i]),
+                              header: .none), to: out)
+            }
+            return
+        }
+        let limit = port.pointee.offloadPeer ? Self.maxOffloadFrame : networks[Int(port.pointee.network)].maxFrame
+        guard frame.length <= limit else { port.pointee.count(.oversize); return }
+        if frame.header.flags & VirtioNetHeader.needsChecksum != 0 {
+            guard let whole = completedCopy(of: frame, unicast: unicast) else { port.pointee.count(.noBuffer); return }
+            enqueue(whole, to: out)
+        } else {
+            enqueue(frame, to: out)
+        }
+    }
+
+    /// The frame with complete checksums: completed in place when this is its only destination and
+    /// nobody else holds the buffer, else in a copy made once per frame.
+    private func completedCopy(of frame: Frame, unicast: Bool) -> Frame? {
+        if let completed { return completed }
+        var target = frame
+        if !(unicast && pool.referenceCount(frame.buffer) == 1) {
+            guard let copy = pool.allocate() else { return nil }
+            pool.pointer(copy, BufferPool.headroom).copyMemory(from: pool.pointer(frame.buffer, frame.offset),
+                                                                byteCount: frame.length)
+            target = Frame(buffer: copy, offset: BufferPool.headroom, length: frame.length, header: frame.header)
+        } else {
+            pool.retain(frame.buffer)  // released with the other variants
+        }
+        let bytes = UnsafeMutableRawBufferPointer(start: pool.pointer(target.buffer, target.offset), count: target.length)
+        var header = frame.header
+        if header.isGSO {
+            // A super-frame's field may hold a pseudo-header sum for another length: recompute it.
+            header = Segmentation.describeHeaderless(frame: bytes, mtu: Self.maxOffloadFrame) ?? header
+        }
+        if header.flags & VirtioNetHeader.needsChecksum != 0 { _ = header.completeChecksum(in: bytes) }
+        target.header = .none
+        completed = target
+        return target
+    }
+
+    /// Cuts the super-frame into MTU-size segments in buffers of their own, once per frame.
+    private func buildSegments(of frame: Frame, network n: Int) {
+        let bytes = UnsafeRawBufferPointer(start: pool.pointer(frame.buffer, frame.offset), count: frame.length)
+        switch Segmentation.plan(frame: bytes, header: frame.header, mtu: networks[n].mtu) {
+        case .failure(let error):
+            segmentState = .failed(error == .tooBig ? .oversize : .badHeader)
+        case .success(let plan):
+            guard plan.count <= Self.maxSegments else { segmentState = .failed(.badHeader); return }
+            segmentCount = 0
+            for i in 0..<plan.count {
+                guard let buffer = pool.allocate() else {
+                    releaseSegments()
+                    segmentState = .failed(.noBuffer)
+                    return
+                }
+                segmentBuffers[i] = buffer
+                segmentLengths[i] = Int32(Segmentation.emitSegment(i, of: bytes, plan: plan,
+                                                                    into: pool.pointer(buffer, BufferPool.headroom)))
+                segmentCount += 1
+            }
+            segmentState = .built
+        }
+    }
+
+    private func releaseSegments() {
+        for i in 0..<segmentCount { pool.release(segmentBuffers[i]) }
+        segmentCount = 0
+    }
+
+    /// Drops this loop's own references to the copies made for one frame (queues hold theirs).
+    @inline(__always)
+    private func releaseVariants() {
+        if let completed {
+            pool.release(completed.buffer)
+            self.completed = nil
+        }
+        if case .none = segmentState { return }
+        releaseSegments()
+        segmentState = .none
     }
 
     /// Puts a frame in port `s`'s send queue, or counts a drop when the queue is full.
     @inline(__always)
-    private func enqueue(buffer: UInt32, offset: Int, length: Int, header: VirtioNetHeader, to s: UInt16) {
+    private func enqueue(_ frame: Frame, to s: UInt16) {
         let port = ports + Int(s)
         guard port.pointee.queueCount < port.pointee.queueCapacity else { port.pointee.count(.queueFull); return }
-        if header.isGSO && !port.pointee.kind.hasVnetHeader {
-            port.pointee.count(.oversize)  // software segmentation comes with the offloads issue
-            return
-        }
         let entry = port.pointee.queue! + port.pointee.queueIndex(port.pointee.queueCount)
-        entry.pointee.buffer = buffer
-        entry.pointee.offset = UInt32(offset)
-        entry.pointee.length = UInt32(length)
-        entry.pointee.header = header
-        pool.retain(buffer)
+        entry.pointee.buffer = frame.buffer
+        entry.pointee.offset = UInt32(frame.offset)
+        entry.pointee.length = UInt32(frame.length)
+        entry.pointee.header = frame.header
+        pool.retain(frame.buffer)
         port.pointee.queueCount += 1
         markDirty(s)
     }
@@ -268,7 +419,8 @@ final class ForwardingLoop {
     /// Submits the next chain of queued frames of port `s` unless one is in flight.
     private func submitSends(_ s: UInt16) {
         let port = ports + Int(s)
-        guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending else { return }
+        guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending,
+              !port.pointee.waitingWritable else { return }
         let token = Token(.send, slot: s, generation: port.pointee.generation)
         switch port.pointee.kind {
         case .tap, .link, .dgramPeer:
@@ -286,7 +438,11 @@ final class ForwardingLoop {
                     entry.pointee.iov.1 = iovec(iov_base: frame, iov_len: Int(entry.pointee.length))
                     io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)
                 } else {
-                    io_uring_prep_send(sqe, port.pointee.fd, frame, Int(entry.pointee.length), Int32(MSG_NOSIGNAL))
+                    // MSG_DONTWAIT: a full peer gives EAGAIN here, and the loop waits for POLLOUT itself.
+                    // (Left to io_uring's internal retry, a unix datagram send that hit a full peer
+                    // was re-sent with an emptied buffer: zero-length datagrams, seen on Linux 6.18.)
+                    io_uring_prep_send(sqe, port.pointee.fd, frame, Int(entry.pointee.length),
+                                       Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
                 }
                 sqe.setToken(token)
                 if i < n - 1 { sqe.link() }
@@ -304,7 +460,7 @@ final class ForwardingLoop {
             entry.pointee.message.msg_iov = (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self)
             entry.pointee.message.msg_iovlen = 1
             let sqe = ring.sqe()
-            io_uring_prep_sendmsg(sqe, networks[Int(port.pointee.network)].dgramFD,
+            io_uring_prep_sendmsg(sqe, networks[Int(port.pointee.network)].dgramFD(offload: port.pointee.viaOffloadSocket),
                                   (raw + Self.messageOffset).assumingMemoryBound(to: msghdr.self),
                                   UInt32(Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)))
             sqe.setToken(token)
@@ -367,9 +523,26 @@ final class ForwardingLoop {
                 }
                 return
             }
-            popHead(port, sent: result >= 0)
             port.pointee.inFlight -= 1
-            if result < 0 { sendFailed(s, errno: -result) }
+            // Completions of a chain arrive in order: each is the queue's head unless an earlier one
+            // of the chain stopped it, after which the rest come back ECANCELED and stay queued.
+            if result == -EAGAIN {
+                port.pointee.chainStopped = true
+                port.pointee.peerFull = true
+            } else if result != -ECANCELED && !port.pointee.chainStopped {
+                popHead(port, sent: result >= 0)
+                if result < 0 {
+                    port.pointee.chainStopped = true  // the rest of the chain is cancelled: resend it
+                    sendFailed(s, errno: -result)
+                }
+            }
+            if port.pointee.inFlight == 0 {
+                port.pointee.chainStopped = false
+                if port.pointee.peerFull {
+                    port.pointee.peerFull = false
+                    if port.pointee.isActive { armWritable(s) }
+                }
+            }
         case .stream:
             if result < 0 {
                 port.pointee.inFlight = 0
@@ -397,6 +570,21 @@ final class ForwardingLoop {
         } else if port.pointee.inFlight == 0 && port.pointee.queueCount > 0 {
             markDirty(s)
         }
+    }
+
+    /// Waits until port `s` can take more (its peer's queue has room), then sends again.
+    private func armWritable(_ s: UInt16) {
+        let port = ports + Int(s)
+        guard port.pointee.fd >= 0, !port.pointee.waitingWritable else { markDirty(s); return }
+        port.pointee.waitingWritable = true
+        let sqe = ring.sqe()
+        io_uring_prep_poll_add(sqe, port.pointee.fd, UInt32(POLLOUT))
+        sqe.setToken(Token(.writable, slot: s, generation: port.pointee.generation))
+    }
+
+    private func writableDone(slot s: UInt16) {
+        ports[Int(s)].waitingWritable = false
+        if ports[Int(s)].isActive { markDirty(s) } else { finishIfIdle(s) }
     }
 
     /// What a failed send means for its port: the peer is gone, or the frame is lost and we go on.
@@ -485,10 +673,11 @@ final class ForwardingLoop {
 
     // MARK: - dgram.sock
 
-    private func armDgramReceive(network n: Int) {
+    private func armDgramReceive(network n: Int, offload: Bool) {
         let net = networks + n
-        let receive = net.pointee.dgramReceive
-        guard !receive.pointee.pending, net.pointee.dgramFD >= 0 else { return }
+        let receive = net.pointee.dgramReceives + (offload ? 1 : 0)
+        let fd = net.pointee.dgramFD(offload: offload)
+        guard !receive.pointee.pending, fd >= 0 else { return }
         guard let buffer = pool.allocate() else { return }  // retried on the next turn's completions
         receive.pointee.buffer = buffer
         receive.pointee.iov = iovec(iov_base: pool.pointer(buffer, BufferPool.headroom),
@@ -502,18 +691,18 @@ final class ForwardingLoop {
         receive.pointee.message.msg_iovlen = 1
         receive.pointee.pending = true
         let sqe = ring.sqe()
-        io_uring_prep_recvmsg(sqe, net.pointee.dgramFD, &receive.pointee.message, 0)
-        sqe.setToken(Token(.dgramReceive, slot: UInt16(n)))
+        io_uring_prep_recvmsg(sqe, fd, &receive.pointee.message, 0)
+        sqe.setToken(Token(.dgramReceive, slot: UInt16(n), aux: offload ? 1 : 0))
     }
 
-    private func dgramReceiveDone(network n: Int, result: Int32) {
+    private func dgramReceiveDone(network n: Int, offload: Bool, result: Int32) {
         let net = networks + n
-        let receive = net.pointee.dgramReceive
+        let receive = net.pointee.dgramReceives + (offload ? 1 : 0)
         receive.pointee.pending = false
         let buffer = receive.pointee.buffer
         defer {
             pool.release(buffer)
-            if running { armDgramReceive(network: n) }
+            if running { armDgramReceive(network: n, offload: offload) }
         }
         guard result >= 0 else { return }
         receive.pointee.address.length = receive.pointee.message.msg_namelen
@@ -531,30 +720,26 @@ final class ForwardingLoop {
         if let existing = findPeer(network: n, address: receive.pointee.address) {
             s = existing
         } else {
-            guard let created = addDgramPeer(network: n, address: receive.pointee.address, vfkit: isHandshake) else { return }
+            guard let created = addDgramPeer(network: n, address: receive.pointee.address, vfkit: isHandshake,
+                                             offload: offload) else { return }
             s = created
         }
         if isHandshake {
+            // vfkit and krunkit's vfkit mode: connected to dgram.sock, offloading on (DESIGN §2).
             if ports[Int(s)].kind == .dgramPeer { ports[Int(s)].kind = .dgramShared }
+            ports[Int(s)].offloadPeer = true
             return
         }
         forward(buffer: buffer, offset: BufferPool.headroom, length: Int(result), header: .none, from: s)
     }
 
-    private static func hash(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return h
-    }
-
     private func findPeer(network n: Int, address: UnixAddress) -> UInt16? {
-        let key = Self.hash(address.pathBytes)
-        guard let s = peersByAddress[n][key], let stored = ports[Int(s)].address,
-              stored.pointee.pathBytes.elementsEqual(address.pathBytes) else { return nil }
+        guard let s = peersByAddress[n][address.hash], let stored = ports[Int(s)].address,
+              stored.pointee.sameAddress(as: address) else { return nil }
         return s
     }
 
-    private func addDgramPeer(network n: Int, address: UnixAddress, vfkit: Bool) -> UInt16? {
+    private func addDgramPeer(network n: Int, address: UnixAddress, vfkit: Bool, offload: Bool) -> UInt16? {
         var kind = PortKind.dgramShared
         var fd: Int32 = -1
         if !vfkit, let socket = try? Socket.make(Int32(SOCK_DGRAM.rawValue)) {
@@ -577,7 +762,9 @@ final class ForwardingLoop {
         let stored = UnsafeMutablePointer<UnixAddress>.allocate(capacity: 1)
         stored.initialize(to: address)
         ports[Int(s)].address = stored
-        peersByAddress[n][Self.hash(address.pathBytes)] = s
+        ports[Int(s)].offloadPeer = vfkit || offload
+        ports[Int(s)].viaOffloadSocket = offload
+        peersByAddress[n][address.hash] = s
         Log.info("network \(specs[n].name): dgram peer \(address.display) joined as \(id)")
         return s
     }
@@ -604,27 +791,32 @@ final class ForwardingLoop {
 
     // MARK: - stream.sock
 
-    private func armAccept(network n: Int) {
-        guard networks[n].streamFD >= 0, !networks[n].acceptPending else { return }
-        networks[n].acceptPending = true
+    private func armAccept(network n: Int, offload: Bool) {
+        let fd = networks[n].streamFD(offload: offload)
+        let pending = offload ? networks[n].acceptPending.1 : networks[n].acceptPending.0
+        guard fd >= 0, !pending else { return }
+        if offload { networks[n].acceptPending.1 = true } else { networks[n].acceptPending.0 = true }
         let sqe = ring.sqe()
-        io_uring_prep_accept(sqe, networks[n].streamFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        sqe.setToken(Token(.streamAccept, slot: UInt16(n)))
+        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+        sqe.setToken(Token(.streamAccept, slot: UInt16(n), aux: offload ? 1 : 0))
     }
 
-    private func acceptDone(network n: Int, result: Int32) {
-        networks[n].acceptPending = false
-        if running { armAccept(network: n) }
+    private func acceptDone(network n: Int, offload: Bool, result: Int32) {
+        if offload { networks[n].acceptPending.1 = false } else { networks[n].acceptPending.0 = false }
+        if running { armAccept(network: n, offload: offload) }
         guard result >= 0 else {
             if result != -ECANCELED { Log.warning("network \(specs[n].name): accept: \(errnoText(-result))") }
             return
         }
         let id = "stream-\(nextPortNumber)"
         nextPortNumber += 1
-        guard let s = addPort(network: n, kind: .stream, fd: result, info: PortInfo(id: id, peer: "stream.sock")) else {
+        let peer = offload ? "stream-offload.sock" : "stream.sock"
+        guard let s = addPort(network: n, kind: .stream, fd: result, info: PortInfo(id: id, peer: peer)) else {
             close(result)
             return
         }
+        ports[Int(s)].offloadPeer = offload
+        ports[Int(s)].viaOffloadSocket = offload
         Log.info("network \(specs[n].name): stream peer joined as \(id)")
         armStreamReceive(s)
     }
@@ -653,7 +845,7 @@ final class ForwardingLoop {
         }
         let base = port.pointee.streamBuffer!
         let end = Int(port.pointee.streamFill) + Int(result)
-        let maxFrame = networks[Int(port.pointee.network)].maxFrame
+        let maxFrame = port.pointee.offloadPeer ? Self.maxOffloadFrame : networks[Int(port.pointee.network)].maxFrame
         let kept = StreamFramer.drain(base, end: end, maxFrame: maxFrame) { frame, length in
             // Reassembly copies: the frame moves into a pool buffer of its own.
             guard let buffer = pool.allocate() else {
@@ -725,7 +917,7 @@ final class ForwardingLoop {
         }
         net.pointee.table.flush(port: s)
         if let address = port.pointee.address {
-            let key = Self.hash(address.pointee.pathBytes)
+            let key = address.pointee.hash
             if peersByAddress[n][key] == s { peersByAddress[n][key] = nil }
         }
         // Frames not yet submitted are dropped now; those in flight complete (or are cancelled).
@@ -734,7 +926,7 @@ final class ForwardingLoop {
             pool.release(last.pointee.buffer)
             port.pointee.queueCount -= 1
         }
-        if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0) {
+        if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0 || port.pointee.waitingWritable) {
             if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Socket.shutRDWR) }
             let sqe = ring.sqe()
             io_uring_prep_cancel_fd(sqe, port.pointee.fd, UInt32(IORING_ASYNC_CANCEL_ALL))
@@ -748,7 +940,7 @@ final class ForwardingLoop {
     private func finishIfIdle(_ s: UInt16) {
         let port = ports + Int(s)
         guard port.pointee.phase == .closing, !port.pointee.receivePending, port.pointee.inFlight == 0,
-              !port.pointee.retryPending else { return }
+              !port.pointee.retryPending, !port.pointee.waitingWritable else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
         if port.pointee.fd >= 0 { close(port.pointee.fd) }
         if let info = infos[Int(s)], info.restoreIPv6, let interface = info.interface {
@@ -849,10 +1041,10 @@ final class ForwardingLoop {
                 list.append(PortStatus(
                     id: info.id, kind: p.kind.name, peer: info.peer,
                     macs: macs.filter { $0.port == s }.map { $0.mac.description },
-                    offloads: [],
+                    offloads: p.kind.hasVnetHeader ? ["csum", "tso4", "tso6", "uso"] : p.offloadPeer ? ["headerless"] : [],
                     rx: TrafficCount(packets: p.rxPackets, bytes: p.rxBytes),
                     tx: TrafficCount(packets: p.txPackets, bytes: p.txBytes),
-                    drops: drops))
+                    drops: drops, segmented: p.segmented, superFrames: p.superFrames))
             }
             return NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
                                  gateway: spec.gateway.description, mtu: spec.mtu,

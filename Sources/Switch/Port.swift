@@ -59,6 +59,14 @@ enum DropReason: Int, CaseIterable {
     var name: String { "\(self)" }
 }
 
+/// A frame in a pool buffer with its offload metadata: what the forwarding path passes around.
+struct Frame {
+    var buffer: UInt32
+    var offset: Int
+    var length: Int
+    var header: VirtioNetHeader
+}
+
 /// One frame waiting in a send queue.
 struct TxEntry {
     var buffer: UInt32
@@ -84,7 +92,16 @@ struct PortState {
     /// Bytes of virtio-net header before each frame (TAP 12; AF_PACKET 12, or 10 on older kernels).
     var headerSize: Int32 = 12
 
+    /// A header-less offload peer (VFKT, or joined through an offload socket): its frames may be
+    /// super-frames with partial checksums, and it takes super-frames with complete checksums.
+    var offloadPeer = false
+    /// Joined through dgram-offload.sock / stream-offload.sock (else dgram.sock / stream.sock).
+    var viaOffloadSocket = false
+
     // Counters.
+    /// Super-frames cut in software for this port, and super-frames sent to it whole.
+    var segmented: UInt64 = 0
+    var superFrames: UInt64 = 0
     var rxPackets: UInt64 = 0
     var rxBytes: UInt64 = 0
     var txPackets: UInt64 = 0
@@ -102,6 +119,12 @@ struct PortState {
     var dirty = false
     /// A shared dgram peer's send hit EAGAIN: retry on the short timer.
     var retryPending = false
+    /// A send of the chain in flight stopped it (EAGAIN or an error): the rest stay queued.
+    var chainStopped = false
+    /// A send of the chain in flight found the peer full (EAGAIN): wait for POLLOUT.
+    var peerFull = false
+    /// A POLLOUT is armed on `fd`: sends resume when the peer has room.
+    var waitingWritable = false
 
     // Receive side.
     var receivePending = false

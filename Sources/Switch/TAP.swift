@@ -4,6 +4,12 @@ import Glibc
 import Proto
 
 enum TAP {
+    // TUNSETOFFLOAD bits (linux/if_tun.h).
+    static let checksum: UInt32 = 0x01, tsoV4: UInt32 = 0x02, tsoV6: UInt32 = 0x04, usoV4: UInt32 = 0x20, usoV6: UInt32 = 0x40
+    static let offloads = checksum | tsoV4 | tsoV6 | usoV4 | usoV6
+    /// Off until software segmentation for socket ports lands (Proto/Segmentation.swift).
+    static let offloadsEnabled = false
+
     /// A locally administered unicast MAC derived from the TAP name (FNV-1a), so a guest behind a
     /// re-created TAP keeps its DHCP lease across restarts.
     static func stableMAC(name: String) -> MACAddress {
@@ -41,7 +47,13 @@ enum TAP {
             close(fd)
             return SwitchError("TAP \(name): \(message)")
         }
-        _ = sw_tap_set_offload(fd, 0)
+        // Accept what the kernel can hand over: partial checksums and TCP/UDP super-frames, passed
+        // whole to every port that takes them and cut per egress for the others (DESIGN §3).
+        if !offloadsEnabled {
+            _ = sw_tap_set_offload(fd, 0)
+        } else if sw_tap_set_offload(fd, offloads) != 0 && sw_tap_set_offload(fd, offloads & ~(usoV4 | usoV6)) != 0 {
+            _ = sw_tap_set_offload(fd, 0)
+        }
         let octets = mac.octets
         var r = sw_if_set_mac(name, octets)
         guard r == 0 else { throw fail("cannot set MAC \(mac): \(errnoText(-r))") }

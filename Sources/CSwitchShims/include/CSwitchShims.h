@@ -46,4 +46,7 @@ int sw_pipe_cloexec(int fds[2]);
 /// Returns the fd or -errno.
 int sw_packet_open(const char *ifname, int *header_size);
 
+/// The calling thread's Linux thread id.
+int sw_gettid(void);
+
 #endif

@@ -16,6 +16,7 @@ enum Operation: UInt8 {
     case send
     case eventRead
     case cancel
+    case writable
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).

@@ -29,11 +29,25 @@ struct UnixAddress {
         length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
     }
 
-    /// The bytes of `sun_path` that identify the address (abstract addresses keep their leading NUL).
-    var pathBytes: UnsafeRawBufferPointer {
-        let count = max(0, Int(length) - MemoryLayout<sa_family_t>.size)
-        return withUnsafeBytes(of: storage.sun_path) { raw in
-            UnsafeRawBufferPointer(start: raw.baseAddress, count: min(count, raw.count))
+    /// How many bytes of `sun_path` identify the address (abstract addresses keep their leading NUL).
+    private var pathCount: Int { min(max(0, Int(length) - MemoryLayout<sa_family_t>.size), Self.maxPathLength + 1) }
+
+    /// FNV-1a of the address bytes, for the peer table.
+    var hash: UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        let count = pathCount
+        withUnsafeBytes(of: storage.sun_path) { raw in
+            for i in 0..<count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
+        }
+        return h
+    }
+
+    /// True when both name the same socket.
+    func sameAddress(as other: UnixAddress) -> Bool {
+        guard pathCount == other.pathCount else { return false }
+        let count = pathCount
+        return withUnsafeBytes(of: storage.sun_path) { a in
+            withUnsafeBytes(of: other.storage.sun_path) { b in memcmp(a.baseAddress!, b.baseAddress!, count) == 0 }
         }
     }
 
