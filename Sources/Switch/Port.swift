@@ -134,8 +134,6 @@ struct PortState {
     /// Stream: the iovec array and message header of the one sendmsg in flight.
     var streamIOV: UnsafeMutablePointer<iovec>? = nil
     var streamMessage: UnsafeMutablePointer<msghdr>? = nil
-    /// TAP: buffer of the read in flight.
-    var receiveBuffer: UInt32 = 0
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil
