@@ -55,6 +55,8 @@ struct NetworkRuntime {
     /// Datagrams from unnamed senders (they cannot be answered) and truncated ones.
     var unaddressable: UInt64 = 0
     var truncated: UInt64 = 0
+    /// Frames from new peers refused because the port table was full.
+    var portLimit: UInt64 = 0
 }
 
 final class ForwardingLoop {
@@ -894,6 +896,7 @@ final class ForwardingLoop {
     /// Claims a slot for a new port and wires it into its network; nil when no slot is left.
     private func addPort(network n: Int, kind: PortKind, fd: Int32, info: PortInfo) -> UInt16? {
         guard let s = freeSlots.popLast() else {
+            networks[n].portLimit &+= 1
             Log.warning("network \(specs[n].name): port limit \(Self.maxPorts) reached, refusing \(info.id)")
             return nil
         }
@@ -1067,9 +1070,13 @@ final class ForwardingLoop {
                     tx: TrafficCount(packets: p.txPackets, bytes: p.txBytes),
                     drops: drops, segmented: p.segmented, superFrames: p.superFrames))
             }
-            return NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
-                                 gateway: spec.gateway.description, mtu: spec.mtu,
-                                 sockets: SocketPaths(), ports: list)
+            var status = NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
+                                       gateway: spec.gateway.description, mtu: spec.mtu,
+                                       sockets: SocketPaths(), ports: list)
+            if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
+            if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
+            if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            return status
         }
     }
 }
