@@ -81,7 +81,7 @@ public enum Segmentation {
 
         // An IP packet of a segment must fit the MTU and its own length field.
         let ipHeaders = layers.headerLength - layers.l3Offset
-        let room = min(mtu, layers.maximumIPLength) - ipHeaders
+        let room = layers.ipLengthLimit(mtu: mtu) - ipHeaders
         let payload = frame.count - layers.headerLength
         var segmentPayload = Int(header.gsoSize)
         if layers.isUDP {
@@ -210,7 +210,7 @@ public enum Segmentation {
                                      checksumOffset: UInt16(layers.checksumFieldOffset))
 
         if !layers.isUDP && frame.count - layers.l3Offset > mtu {
-            let segmentPayload = min(mtu, layers.maximumIPLength) - (layers.headerLength - layers.l3Offset)
+            let segmentPayload = layers.ipLengthLimit(mtu: mtu) - (layers.headerLength - layers.l3Offset)
             guard segmentPayload >= 1 else { return nil }
             let cwr = TCPFlags(rawValue: frame.readOnly.byte(layers.l4Offset + TCPField.flags)).contains(.cwr)
             header.gsoType = (layers.isIPv6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4)
@@ -245,6 +245,10 @@ struct FrameLayers {
     /// The largest IP packet the length field can describe: Total Length 65535 (RFC 791), or
     /// 40 + Payload Length 65535 (RFC 8200).
     var maximumIPLength: Int { isIPv6 ? IPv6Field.length + 0xFFFF : 0xFFFF }
+
+    /// The longest IP packet a segment may be: the MTU, within what the length field can say
+    /// (and at least 0, whatever `mtu` holds).
+    func ipLengthLimit(mtu: Int) -> Int { max(0, min(mtu, maximumIPLength)) }
 
     /// What `locate` found.
     enum Located {

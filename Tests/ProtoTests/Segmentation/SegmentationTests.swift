@@ -26,20 +26,12 @@ final class SegmentationTests: XCTestCase {
             XCTAssertLessThanOrEqual(segment.count, mtu + frame.l3Offset, "\(name) segment \(index)", file: file, line: line)
             XCTAssertEqual(Array(segment[..<frame.l3Offset]), Array(bytes[..<frame.l3Offset]), file: file, line: line)
             reassembled += segment[frame.headerLength...]
-            let l4 = Array(segment[frame.l4Offset...])
-            let l4Length = l4.count
-            var pseudo: [UInt8]
-            if frame.ipv6 {
-                pseudo = Array(segment[(frame.l3Offset + 8)..<(frame.l3Offset + 40)])
-                pseudo += [UInt8(l4Length >> 24), UInt8(l4Length >> 16 & 0xFF), UInt8(l4Length >> 8 & 0xFF), UInt8(l4Length & 0xFF)]
-                pseudo += [0, 0, 0, frame.udp ? 17 : 6]
-            } else {
-                pseudo = Array(segment[(frame.l3Offset + 12)..<(frame.l3Offset + 20)])
-                pseudo += [0, frame.udp ? 17 : 6, UInt8(l4Length >> 8), UInt8(l4Length & 0xFF)]
+            if !frame.ipv6 {
                 let ipSum = withSlice(segment, frame.l3Offset..<frame.l4Offset) { referenceSum($0) }
                 XCTAssertEqual(ipSum, 0xFFFF, "\(name) segment \(index) IPv4 header checksum", file: file, line: line)
             }
-            let sum = (pseudo + l4).withUnsafeBytes { referenceSum($0) }
+            let sum = referenceL4Sum(segment, l3: frame.l3Offset, l4: frame.l4Offset, end: segment.count,
+                                     ipv6: frame.ipv6, udp: frame.udp)
             XCTAssertEqual(sum, 0xFFFF, "\(name) segment \(index) L4 checksum", file: file, line: line)
         }
         XCTAssertEqual(reassembled, frame.payload, "\(name) payload", file: file, line: line)

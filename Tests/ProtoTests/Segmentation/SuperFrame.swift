@@ -149,3 +149,18 @@ func pcapBytes(_ frames: [[UInt8]]) -> [UInt8] {
     }
     return b
 }
+
+/// The reference sum (TestSupport's byte-pair loop) of the pseudo-header and L4 bytes `l4..<end`
+/// of `frame`: 0xffff when the TCP/UDP checksum is right.
+func referenceL4Sum(_ frame: [UInt8], l3: Int, l4: Int, end: Int, ipv6: Bool, udp: Bool) -> UInt16 {
+    let length = end - l4
+    var pseudo: [UInt8]
+    if ipv6 {
+        pseudo = Array(frame[(l3 + 8)..<(l3 + 40)])
+        pseudo += [UInt8(length >> 24 & 0xFF), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+        pseudo += [0, 0, 0, udp ? 17 : 6]
+    } else {
+        pseudo = Array(frame[(l3 + 12)..<(l3 + 20)]) + [0, udp ? 17 : 6, UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+    }
+    return (pseudo + frame[l4..<end]).withUnsafeBytes { referenceSum($0) }
+}
