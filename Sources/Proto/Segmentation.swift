@@ -49,14 +49,13 @@ public enum Segmentation {
     /// Plans the cut of `frame` described by `header` (a GSO header: TCPv4, TCPv6 or UDP_L4) for an
     /// egress whose MTU (IP packet size) is `mtu`. TCP segments carry min(gso_size, mtu - IP and
     /// TCP headers) payload bytes; UDP segments exactly gso_size (else `.tooBig`).
-    ///
-    /// Checks, in order: the gso type (TCPv4 1, TCPv6 4, UDP_L4 5, optionally | ECN 0x80; anything
-    /// else, UFO 3 included, is `.unsupported`); gso_size ≠ 0 and hdr_len within the frame; the
-    /// frame's headers (`FrameLayers.locate`: the IP length field must end exactly at the end of
-    /// the frame, or be 0 for a packet too long for it); the IP version and L4 protocol against the
-    /// gso type; csum_start/csum_offset either both 0 or naming exactly the TCP (16) / UDP (6)
-    /// checksum field. hdr_len is a hint (virtio 1.x §5.1.6) and is recomputed from the headers.
     public static func plan(frame: UnsafeRawBufferPointer, header: VirtioNetHeader, mtu: Int) -> Result<SegmentationPlan, SegmentationError> {
+        // Checks, in order: the gso type (TCPv4 1, TCPv6 4, UDP_L4 5, optionally | ECN 0x80; anything
+        // else, UFO 3 included, is `.unsupported`); gso_size ≠ 0 and hdr_len within the frame; the
+        // frame's headers (`FrameLayers.locate`: the IP length field must end exactly at the end of
+        // the frame, or be 0 for a packet too long for it); the IP version and L4 protocol against the
+        // gso type; csum_start/csum_offset either both 0 or naming exactly the TCP (16) / UDP (6)
+        // checksum field. hdr_len is a hint (virtio 1.x §5.1.6) and is recomputed from the headers.
         let wantsUDP: Bool
         let wantsIPv6: Bool?
         switch header.gsoType & ~VirtioNetHeader.gsoECN {
@@ -100,11 +99,10 @@ public enum Segmentation {
 
     /// Writes segment `index` of `frame` into `out` (at least `plan.segmentLength(index, frameLength:)`
     /// bytes) with complete headers and checksums; returns its length.
-    ///
-    /// Returns 0, writing nothing, when `index` or `plan` do not fit `frame` (a plan made for
-    /// another frame); a plan from `plan(frame:header:mtu:)` for this frame always fits.
     public static func emitSegment(_ index: Int, of frame: UnsafeRawBufferPointer, plan: SegmentationPlan,
                                    into out: UnsafeMutableRawPointer) -> Int {
+        // Returns 0, writing nothing, when `index` or `plan` do not fit `frame` (a plan made for
+        // another frame); a plan from `plan(frame:header:mtu:)` for this frame always fits.
         let l3 = plan.l3Offset, l4 = plan.l4Offset, headerLength = plan.headerLength, size = plan.segmentPayload
         let l4HeaderLength = plan.isUDP ? UDPField.headerLength : TCPField.minimumLength
         // Ordered so that no subtraction can overflow, whatever the plan holds.
@@ -167,16 +165,15 @@ public enum Segmentation {
     /// `mtu` + Ethernet header also get gso_type TCPv4/TCPv6, hdr_len and gso_size = mtu - IP and
     /// TCP headers. Other frames get `VirtioNetHeader.none`; a frame whose headers are truncated or
     /// inconsistent returns nil.
-    ///
-    /// "Other" includes IP fragments, protocols other than TCP and UDP, and IPv6 packets whose
-    /// pseudo-header cannot be known from the fixed header (a Routing header with Segments Left,
-    /// AH). UDP frames longer than the MTU keep gso none: a datagram cannot be cut, the caller
-    /// decides. Bytes after the IP packet are accepted only as the Ethernet padding of a
-    /// minimum-size frame (60 bytes plus tags), and are zeroed so that completing the checksum over
-    /// the rest of the frame is right. The gso ECN bit is set when the TCP header has CWR (as Linux
-    /// sets SKB_GSO_TCP_ECN). Nil as well when the headers alone exceed `mtu` for a frame that
-    /// needs cutting.
     public static func describeHeaderless(frame: UnsafeMutableRawBufferPointer, mtu: Int) -> VirtioNetHeader? {
+        // "Other" includes IP fragments, protocols other than TCP and UDP, and IPv6 packets whose
+        // pseudo-header cannot be known from the fixed header (a Routing header with Segments Left,
+        // AH). UDP frames longer than the MTU keep gso none: a datagram cannot be cut, the caller
+        // decides. Bytes after the IP packet are accepted only as the Ethernet padding of a
+        // minimum-size frame (60 bytes plus tags), and are zeroed so that completing the checksum over
+        // the rest of the frame is right. The gso ECN bit is set when the TCP header has CWR (as Linux
+        // sets SKB_GSO_TCP_ECN). Nil as well when the headers alone exceed `mtu` for a frame that
+        // needs cutting.
         let layers: FrameLayers
         switch FrameLayers.locate(frame.readOnly) {
         case .transport(let found): layers = found
@@ -222,11 +219,10 @@ public enum Segmentation {
     }
 
     /// The shortest Ethernet frame without FCS (IEEE 802.3 §4.4.2, minFrameSize 64 with FCS).
-    @usableFromInline static let minimumFrameLength = 60
+    static let minimumFrameLength = 60
 }
 
 /// Where the layers of an Ethernet/IP/TCP-or-UDP frame start, found and validated once.
-@usableFromInline
 struct FrameLayers {
     /// Offset of the IP header.
     var l3Offset: Int
