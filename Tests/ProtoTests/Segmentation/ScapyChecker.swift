@@ -29,11 +29,13 @@ enum ScapyChecker {
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("check_segments.py").path
 
+    /// Whether python3 can import scapy; asked once per test run.
+    static let scapyAvailable = FileManager.default.isExecutableFile(atPath: python)
+        && (try? run([python, "-c", "import scapy.all"]).status) == 0
+
     /// Throws XCTSkip when python3 or scapy is missing, unless CI=true (then the test fails).
     static func requireScapy() throws {
-        let available = FileManager.default.isExecutableFile(atPath: python)
-            && (try? run([python, "-c", "import scapy.all"]).status) == 0
-        guard !available else { return }
+        guard !scapyAvailable else { return }
         if ProcessInfo.processInfo.environment["CI"] == "true" {
             XCTFail("\(python) with scapy is required when CI=true")
             throw XCTSkip("scapy missing")
