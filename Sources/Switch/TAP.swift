@@ -8,7 +8,7 @@ enum TAP {
     static let checksum: UInt32 = 0x01, tsoV4: UInt32 = 0x02, tsoV6: UInt32 = 0x04, usoV4: UInt32 = 0x20, usoV6: UInt32 = 0x40
     static let offloads = checksum | tsoV4 | tsoV6 | usoV4 | usoV6
     /// Off until software segmentation for socket ports lands (Proto/Segmentation.swift).
-    static let offloadsEnabled = false
+    static let offloadsEnabled = true
 
     /// A locally administered unicast MAC derived from the TAP name (FNV-1a), so a guest behind a
     /// re-created TAP keeps its DHCP lease across restarts.
