@@ -21,7 +21,7 @@ func registerForwardingBenchmarks() {
             setup: { try setUpForwarding(frameLength: length) },
             teardown: { tearDownForwarding() }
         )
-        Benchmark("Forward dgram→dgram \(length) B", configuration: config) { benchmark in
+        Benchmark("Forward dgram to dgram \(length) B", configuration: config) { benchmark in
             let start = monotonicNanoseconds()
             guard forwardFrames(benchmark.scaledIterations.count) else {
                 return benchmark.error("a frame was not forwarded within 2 s")
