@@ -18,12 +18,10 @@ import CSwitchShims
 import Glibc
 import Proto
 
-/// A dgram.sock receive in flight: its message header, iovec, sender address and buffer.
+/// The multishot recvmsg of a dgram socket: the message header template that tells the kernel how
+/// much room the sender address needs, and whether the request is armed.
 struct DgramReceive {
     var message = msghdr()
-    var iov = iovec()
-    var address = UnixAddress()
-    var buffer: UInt32 = 0
     var pending = false
 }
 
@@ -57,19 +55,27 @@ struct NetworkRuntime {
     /// Datagrams from unnamed senders (they cannot be answered) and truncated ones.
     var unaddressable: UInt64 = 0
     var truncated: UInt64 = 0
+    /// Frames from new peers refused because the port table was full.
+    var portLimit: UInt64 = 0
 }
 
 final class ForwardingLoop {
     static let maxPorts = 4096
     /// Frames per send chain (TAP, dgram) or per stream sendmsg.
     static let sendBatch: Int32 = 64
-    /// Receive reserve kept in the buffer pool on top of every port's queue.
-    static let receiveReserve = 512
+    /// Buffers in the provided ring that multishot receives take from.
+    static let ringEntries = 512
+    /// Receive reserve kept in the buffer pool on top of every port's queue: the ring, plus copies
+    /// (stream reassembly, checksum completion, segments) in flight.
+    static let receiveReserve = ringEntries + 512
     /// Seconds between probes of dgram peers' addresses.
     static let probeInterval: UInt32 = 3
 
     let ring: IOUring
     var pool: BufferPool
+    private var buffers: BufferRing
+    /// A multishot receive ended for want of buffers: re-arm receives once the ring is refilled.
+    private var receivesStarved = false
     let ports: UnsafeMutablePointer<PortState>
     var infos: [PortInfo?]
     private var freeSlots: [UInt16]
@@ -80,7 +86,6 @@ final class ForwardingLoop {
     private let dirty: UnsafeMutablePointer<UInt16>
     private var dirtyCount = 0
     private var retrying: [UInt16] = []
-    private var starvedTaps = 0
     private var nextPortNumber = 1
 
     let eventFD: Int32
@@ -97,6 +102,7 @@ final class ForwardingLoop {
     init(specs: [NetworkSpec], sockets: [NetworkSockets], commands: CommandQueue) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
+        buffers = try BufferRing(uring: ring, entries: Self.ringEntries)
         ports = .allocate(capacity: Self.maxPorts)
         ports.initialize(repeating: PortState(), count: Self.maxPorts)
         infos = Array(repeating: nil, count: Self.maxPorts)
@@ -137,6 +143,7 @@ final class ForwardingLoop {
         segmentBuffers.deallocate()
         segmentLengths.deallocate()
         eventValue.deallocate()
+        buffers.destroy()
         pool.destroy()
         close(eventFD)
     }
@@ -149,6 +156,7 @@ final class ForwardingLoop {
     /// Runs until a `stop` command; then closes every port.
     func run() {
         threadID = sw_gettid()
+        buffers.refill(from: &pool)
         armEvent()
         for n in 0..<specs.count {
             for offload in [false, true] {
@@ -161,10 +169,12 @@ final class ForwardingLoop {
             updateClock()
             while ring.drain({ handle($0) }) == IOUring.completionBatch {
                 flushDirty()
+                buffers.refill(from: &pool)
             }
             flushDirty()
+            buffers.refill(from: &pool)
             if !retrying.isEmpty { retrySends() }
-            if starvedTaps > 0 { rearmStarved() }
+            if receivesStarved { rearmStarved() }
             if now != lastTick { tick() }
         }
         closeAll()
@@ -191,8 +201,9 @@ final class ForwardingLoop {
     @inline(__always)
     private func handle(_ c: Completion) {
         switch c.token.operation {
-        case .deviceRead: deviceReadDone(slot: c.token.slot, result: c.result)
-        case .dgramReceive: dgramReceiveDone(network: Int(c.token.slot), offload: c.token.aux != 0, result: c.result)
+        case .deviceRead: deviceReadDone(slot: c.token.slot, result: c.result, flags: c.flags)
+        case .dgramReceive:
+            dgramReceiveDone(network: Int(c.token.slot), offload: c.token.aux != 0, result: c.result, flags: c.flags)
         case .streamAccept: acceptDone(network: Int(c.token.slot), offload: c.token.aux != 0, result: c.result)
         case .streamReceive: streamReceiveDone(slot: c.token.slot, result: c.result)
         case .send: sendDone(slot: c.token.slot, result: c.result)
@@ -613,114 +624,126 @@ final class ForwardingLoop {
 
     // MARK: - TAP and link ports
 
+    /// The pool slot a multishot completion filled, if it names one; the ring no longer holds it.
+    @inline(__always)
+    private func takenBuffer(_ flags: UInt32) -> UInt32? {
+        guard flags & CompletionFlag.buffer != 0 else { return nil }
+        buffers.taken()
+        return flags >> CompletionFlag.bufferShift
+    }
+
+    /// Arms the multishot read of a TAP or link port: one request, a completion per frame.
     private func armDeviceRead(_ s: UInt16) {
         let port = ports + Int(s)
-        guard let buffer = pool.allocate() else {
-            port.pointee.count(.noBuffer)
-            starvedTaps += 1
-            return
-        }
-        port.pointee.receiveBuffer = buffer
         port.pointee.receivePending = true
         let sqe = ring.sqe()
-        let start = BufferPool.headroom - Int(port.pointee.headerSize)
-        io_uring_prep_read(sqe, port.pointee.fd, pool.pointer(buffer, start), UInt32(BufferPool.slotSize - start), 0)
+        sqe.prepareMultishotRead(fd: port.pointee.fd)
         sqe.setToken(Token(.deviceRead, slot: s, generation: port.pointee.generation))
     }
 
+    /// Re-arms every receive that ended because the buffer ring ran dry.
     private func rearmStarved() {
-        starvedTaps = 0
+        guard buffers.count > 0 else { return }
+        receivesStarved = false
         for n in 0..<specs.count {
             let net = networks + n
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
                 if ports[Int(s)].kind.hasVnetHeader && !ports[Int(s)].receivePending { armDeviceRead(s) }
             }
+            for offload in [false, true] { armDgramReceive(network: n, offload: offload) }
         }
     }
 
-    private func deviceReadDone(slot s: UInt16, result: Int32) {
+    private func deviceReadDone(slot s: UInt16, result: Int32, flags: UInt32) {
         let port = ports + Int(s)
-        let buffer = port.pointee.receiveBuffer
-        port.pointee.receivePending = false
-        defer { pool.release(buffer) }
+        let more = flags & CompletionFlag.more != 0
+        if !more { port.pointee.receivePending = false }
+        let buffer = takenBuffer(flags)
+        defer { if let buffer { pool.release(buffer) } }
         guard port.pointee.isActive else { finishIfIdle(s); return }
         let headerSize = Int(port.pointee.headerSize)
         if result < 0 {
             switch -result {
-            case EAGAIN, EINTR, ENOBUFS: break
+            case ENOBUFS:
+                port.pointee.count(.noBuffer)
+                receivesStarved = true
+                return
+            case EAGAIN, EINTR, ECANCELED: break
             case ENETDOWN where port.pointee.kind == .link && infos[Int(s)]?.interface.map(Link.exists) == true:
                 break  // the interface went down, not away: it reports that once, then reads block
             default:
                 removePort(s, reason: "read failed (\(errnoText(-result)))")
                 return
             }
-        } else if result >= headerSize {
-            let start = BufferPool.headroom - headerSize
-            var header = VirtioNetHeader.none
-            if headerSize >= 10 {
-                // A 10-byte header has no num_buffers; read the fields it has.
-                header = VirtioNetHeader(loading: pool.pointer(buffer, start))
-                if headerSize == 10 { header.numBuffers = 0 }
-            }
-            forward(buffer: buffer, offset: BufferPool.headroom, length: Int(result) - headerSize,
-                    header: header, from: s)
+        } else if result >= headerSize, let buffer {
+            let start = BufferRing.start
+            // A 10-byte header (AF_PACKET on older kernels) has no num_buffers.
+            var header = VirtioNetHeader(loading: pool.pointer(buffer, start))
+            if headerSize == 10 { header.numBuffers = 0 }
+            forward(buffer: buffer, offset: start + headerSize, length: Int(result) - headerSize, header: header, from: s)
         } else {
             port.pointee.count(.runt)
         }
-        armDeviceRead(s)
+        if !more { armDeviceRead(s) }
     }
 
     // MARK: - dgram.sock
 
+    /// Arms the multishot recvmsg of dgram.sock or dgram-offload.sock: a completion per datagram,
+    /// each in a ring buffer laid out as io_uring_recvmsg_out, sender address, payload.
     private func armDgramReceive(network n: Int, offload: Bool) {
         let net = networks + n
         let receive = net.pointee.dgramReceives + (offload ? 1 : 0)
         let fd = net.pointee.dgramFD(offload: offload)
-        guard !receive.pointee.pending, fd >= 0 else { return }
-        guard let buffer = pool.allocate() else { return }  // retried on the next turn's completions
-        receive.pointee.buffer = buffer
-        receive.pointee.iov = iovec(iov_base: pool.pointer(buffer, BufferPool.headroom),
-                                    iov_len: BufferPool.slotSize - BufferPool.headroom)
+        guard !receive.pointee.pending, fd >= 0, running else { return }
         receive.pointee.message = msghdr()
-        receive.pointee.message.msg_name = UnsafeMutableRawPointer(receive).advanced(
-            by: MemoryLayout<DgramReceive>.offset(of: \DgramReceive.address.storage)!)
         receive.pointee.message.msg_namelen = socklen_t(MemoryLayout<sockaddr_un>.size)
-        receive.pointee.message.msg_iov = UnsafeMutableRawPointer(receive).advanced(
-            by: MemoryLayout<DgramReceive>.offset(of: \DgramReceive.iov)!).assumingMemoryBound(to: iovec.self)
-        receive.pointee.message.msg_iovlen = 1
         receive.pointee.pending = true
         let sqe = ring.sqe()
-        io_uring_prep_recvmsg(sqe, fd, &receive.pointee.message, 0)
+        io_uring_prep_recvmsg_multishot(sqe, fd, &receive.pointee.message, 0)
+        sqe.selectBuffer()
         sqe.setToken(Token(.dgramReceive, slot: UInt16(n), aux: offload ? 1 : 0))
     }
 
-    private func dgramReceiveDone(network n: Int, offload: Bool, result: Int32) {
+    private func dgramReceiveDone(network n: Int, offload: Bool, result: Int32, flags: UInt32) {
         let net = networks + n
         let receive = net.pointee.dgramReceives + (offload ? 1 : 0)
-        receive.pointee.pending = false
-        let buffer = receive.pointee.buffer
+        let more = flags & CompletionFlag.more != 0
+        let taken = takenBuffer(flags)
         defer {
-            pool.release(buffer)
-            if running { armDgramReceive(network: n, offload: offload) }
+            if let taken { pool.release(taken) }
+            if !more {
+                receive.pointee.pending = false
+                if result == -ENOBUFS { receivesStarved = true } else { armDgramReceive(network: n, offload: offload) }
+            }
         }
-        guard result >= 0 else { return }
-        receive.pointee.address.length = receive.pointee.message.msg_namelen
-        guard receive.pointee.message.msg_flags & Int32(MSG_TRUNC) == 0 else {
+        guard result >= 0, let buffer = taken else { return }
+        let start = pool.pointer(buffer, BufferRing.start)
+        guard let out = io_uring_recvmsg_validate(start, result, &receive.pointee.message) else { return }
+        if out.pointee.flags & UInt32(MSG_TRUNC) != 0 {
             net.pointee.truncated &+= 1
             return
         }
-        guard !receive.pointee.address.isUnnamed else {
+        var address = UnixAddress()
+        let nameLength = min(Int(out.pointee.namelen), MemoryLayout<sockaddr_un>.size)
+        withUnsafeMutableBytes(of: &address.storage) { raw in
+            raw.baseAddress!.copyMemory(from: io_uring_recvmsg_name(out)!, byteCount: nameLength)
+        }
+        address.length = socklen_t(nameLength)
+        guard !address.isUnnamed else {
             net.pointee.unaddressable &+= 1
             return
         }
-        let frame = pool.pointer(buffer, BufferPool.headroom)
-        let isHandshake = result == 4 && frame.loadUnaligned(as: UInt32.self) == UInt32(bigEndian: 0x5646_4B54)  // "VFKT"
+        let payload = io_uring_recvmsg_payload(out, &receive.pointee.message)!
+        let length = Int(io_uring_recvmsg_payload_length(out, result, &receive.pointee.message))
+        let offset = payload - pool.pointer(buffer)
+        let isHandshake = length == 4 && payload.loadUnaligned(as: UInt32.self) == UInt32(bigEndian: 0x5646_4B54)  // "VFKT"
         let s: UInt16
-        if let existing = findPeer(network: n, address: receive.pointee.address) {
+        if let existing = findPeer(network: n, address: address) {
             s = existing
         } else {
-            guard let created = addDgramPeer(network: n, address: receive.pointee.address, vfkit: isHandshake,
+            guard let created = addDgramPeer(network: n, address: address, vfkit: isHandshake,
                                              offload: offload) else { return }
             s = created
         }
@@ -730,7 +753,7 @@ final class ForwardingLoop {
             ports[Int(s)].offloadPeer = true
             return
         }
-        forward(buffer: buffer, offset: BufferPool.headroom, length: Int(result), header: .none, from: s)
+        forward(buffer: buffer, offset: offset, length: length, header: .none, from: s)
     }
 
     private func findPeer(network n: Int, address: UnixAddress) -> UInt16? {
@@ -873,6 +896,7 @@ final class ForwardingLoop {
     /// Claims a slot for a new port and wires it into its network; nil when no slot is left.
     private func addPort(network n: Int, kind: PortKind, fd: Int32, info: PortInfo) -> UInt16? {
         guard let s = freeSlots.popLast() else {
+            networks[n].portLimit &+= 1
             Log.warning("network \(specs[n].name): port limit \(Self.maxPorts) reached, refusing \(info.id)")
             return nil
         }
@@ -1046,9 +1070,13 @@ final class ForwardingLoop {
                     tx: TrafficCount(packets: p.txPackets, bytes: p.txBytes),
                     drops: drops, segmented: p.segmented, superFrames: p.superFrames))
             }
-            return NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
-                                 gateway: spec.gateway.description, mtu: spec.mtu,
-                                 sockets: SocketPaths(), ports: list)
+            var status = NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
+                                       gateway: spec.gateway.description, mtu: spec.mtu,
+                                       sockets: SocketPaths(), ports: list)
+            if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
+            if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
+            if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            return status
         }
     }
 }

@@ -114,6 +114,8 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
     public var sockets: SocketPaths
     public var ports: [PortStatus]
     public var leases: [LeaseStatus]
+    /// Frames dropped before they belonged to a port (docs/status-json.md).
+    public var drops: [String: UInt64] = [:]
     public init(name: String, mode: String, subnet: String, gateway: String, ipv6Prefix: String? = nil, mtu: Int,
                 uplink: String? = nil, sockets: SocketPaths, ports: [PortStatus], leases: [LeaseStatus] = []) {
         self.name = name; self.mode = mode; self.subnet = subnet; self.gateway = gateway; self.ipv6Prefix = ipv6Prefix

@@ -49,10 +49,6 @@ enum DropReason: Int, CaseIterable {
     case noBuffer
     /// The send failed (ENOBUFS, EMSGSIZE, or cancelled with the peer going away).
     case sendError
-    /// The sender cannot be answered (an unnamed unix socket).
-    case unaddressable
-    /// A new port was refused (too many ports).
-    case portLimit
     /// Offload metadata that does not fit the frame (checksum offsets outside it, say).
     case badHeader
 
@@ -106,7 +102,7 @@ struct PortState {
     var rxBytes: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
-    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
 
     // Send queue: a ring of `queueCapacity` entries; the first `inFlight` from `queueHead` are submitted.
     var queue: UnsafeMutablePointer<TxEntry>? = nil
@@ -134,8 +130,6 @@ struct PortState {
     /// Stream: the iovec array and message header of the one sendmsg in flight.
     var streamIOV: UnsafeMutablePointer<iovec>? = nil
     var streamMessage: UnsafeMutablePointer<msghdr>? = nil
-    /// TAP: buffer of the read in flight.
-    var receiveBuffer: UInt32 = 0
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil

@@ -26,8 +26,8 @@ final class StatusReportTests: XCTestCase {
             lab: isolated 10.0.0.0/24 gateway 10.0.0.1 mtu 1500
               dgram   /run/switchd/lab/dgram.sock
               stream  /run/switchd/lab/stream.sock
-              PORT  KIND  PEER      MACS               RX PKTS  RX BYTES  TX PKTS  TX BYTES  DROPS
-              p1    tap   lab0@ns1  02:00:00:00:00:01  3        180       0        0         queueFull=2
+              PORT  KIND  PEER      MACS               RX PKTS  RX BYTES  TX PKTS  TX BYTES  SUPER  SEGMENTED  DROPS
+              p1    tap   lab0@ns1  02:00:00:00:00:01  3        180       0        0         0      0          queueFull=2
 
             """)
         XCTAssertEqual(StatusReport.text([]), "no networks\n")

@@ -95,6 +95,11 @@ final class IOUring {
         _ = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, nil)
     }
 
+    /// Registers a provided-buffer ring; returns 0 or -errno.
+    func registerBufferRing(_ registration: inout io_uring_buf_reg) -> Int32 {
+        io_uring_register_buf_ring(&ring, &registration, 0)
+    }
+
     /// Submits what is queued without waiting.
     func submit() { _ = io_uring_submit(&ring) }
 
@@ -116,4 +121,11 @@ final class IOUring {
 extension UnsafeMutablePointer where Pointee == io_uring_sqe {
     @inline(__always) func setToken(_ token: Token) { io_uring_sqe_set_data64(self, token.packed) }
     @inline(__always) func link() { pointee.flags |= 1 << 2 }  // IOSQE_IO_LINK (a macro Swift cannot import)
+
+    /// A multishot read into provided buffers (IORING_OP_READ_MULTISHOT, Linux 6.7; liburing 2.3's
+    /// headers predate it).
+    @inline(__always) func prepareMultishotRead(fd: Int32) {
+        io_uring_prep_rw(49, self, fd, nil, 0, 0)
+        selectBuffer()
+    }
 }

@@ -50,14 +50,20 @@ enum StatusReport {
                            ("dgram-offload", network.sockets.dgramOffload), ("stream-offload", network.sockets.streamOffload)]
                 .compactMap { name, path in path.map { [name, $0] } }
             if !sockets.isEmpty { out += indent(table(sockets), "  ") }
+            if !network.drops.isEmpty {
+                out += "  dropped before a port: "
+                    + network.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+            }
             if network.ports.isEmpty {
                 out += "  no ports\n"
             } else {
-                var rows = [["PORT", "KIND", "PEER", "MACS", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "DROPS"]]
+                var rows = [["PORT", "KIND", "PEER", "MACS", "RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "SUPER", "SEGMENTED",
+                             "DROPS"]]
                 for port in network.ports {
                     let drops = port.drops.filter { $0.value > 0 }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                     rows.append([port.id, port.kind, port.peer, port.macs.isEmpty ? "-" : port.macs.joined(separator: ","),
                                  "\(port.rx.packets)", "\(port.rx.bytes)", "\(port.tx.packets)", "\(port.tx.bytes)",
+                                 "\(port.superFrames)", "\(port.segmented)",
                                  drops.isEmpty ? "-" : drops.joined(separator: " ")])
                 }
                 out += indent(table(rows), "  ")
