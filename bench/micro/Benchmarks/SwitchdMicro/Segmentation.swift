@@ -61,7 +61,8 @@ func registerSegmentationBenchmarks() {
         units: [megabytesPerSecondMetric: .count, superFrameNanoseconds: .count],
         scalingFactor: .one,
         maxDuration: .milliseconds(1500),
-        maxIterations: 20000
+        maxIterations: 20000,
+        setup: { try checkSegmentation() }
     )
     Benchmark("Segmentation 64 KiB TCPv4 to 1448 B", configuration: config) { benchmark in
         let start = monotonicNanoseconds()
@@ -85,5 +86,44 @@ func registerSegmentationBenchmarks() {
         benchmark.measurement(superFrameNanoseconds, Int(elapsed) / frames)
         benchmark.measurement(megabytesPerSecondMetric,
                               megabytesPerSecond(bytes: superFramePayload * frames, nanoseconds: elapsed))
+    }
+}
+
+/// Why the benchmarked cut is not the expected one.
+struct SegmentationCheckFailure: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Checks once that the benchmarked cut is a real one: 46 segments, each with a valid IPv4 header
+/// checksum and TCP checksum, whose payloads reassemble to the super-frame's.
+func checkSegmentation() throws {
+    guard case .success(let plan) = Segmentation.plan(frame: superFrame, header: superFrameHeader, mtu: 1500) else {
+        throw SegmentationCheckFailure(description: "plan rejected the super-frame")
+    }
+    let expected = (superFramePayload + 1447) / 1448
+    guard plan.count == expected, plan.headerLength == superFrameHeaderLength else {
+        throw SegmentationCheckFailure(description: "plan: \(plan), expected \(expected) segments")
+    }
+    var payloadOffset = superFrameHeaderLength
+    for i in 0..<plan.count {
+        let p = segmentBuffers + i * segmentSlot
+        let length = Segmentation.emitSegment(i, of: superFrame, plan: plan, into: p)
+        let segment = UnsafeRawBufferPointer(start: p, count: length)
+        let ipHeader = UnsafeRawBufferPointer(rebasing: segment[14..<34])
+        let tcp = UnsafeRawBufferPointer(rebasing: segment[34...])
+        let pseudo = InternetChecksum.pseudoHeaderSum(source: IPv4Address(loading: p + 26),
+                                                      destination: IPv4Address(loading: p + 30),
+                                                      protocol: .tcp, length: tcp.count)
+        let payload = UnsafeRawBufferPointer(rebasing: segment[superFrameHeaderLength...])
+        let original = UnsafeRawBufferPointer(rebasing: superFrame[payloadOffset..<(payloadOffset + payload.count)])
+        guard InternetChecksum.checksum(ipHeader) == 0,
+              InternetChecksum.checksum(tcp, initial: pseudo) == 0,
+              payload.elementsEqual(original) else {
+            throw SegmentationCheckFailure(description: "segment \(i) (\(length) bytes) has a bad checksum or payload")
+        }
+        payloadOffset += payload.count
+    }
+    guard payloadOffset == superFrame.count else {
+        throw SegmentationCheckFailure(description: "segments carry \(payloadOffset - superFrameHeaderLength) payload bytes")
     }
 }
