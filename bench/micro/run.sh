@@ -30,14 +30,15 @@ awk -F'│' '
         if (metric == "MB/s")            gbps[name] = sprintf("%.2f GB/s", p50 / 1000)
         if (metric == "ns/super-frame")  ns[name] = p50 " ns/super-frame"
         if (metric == "ns/frame")        ns[name] = p50 " ns/frame"
-        if (metric == "Malloc (total)")  mallocs[name] = p50 " mallocs/1000 frames (whole process)"
+        if (metric == "Malloc (total)")
+            mallocs[name] = p50 (name ~ /^Segmentation/ ? " mallocs/super-frame" : " mallocs/1000 frames") " (whole process)"
         order[name] = 1
     }
     END {
         for (n in order) {
             line = sprintf("  %-38s", n)
             if (n in gbps) line = line " " gbps[n]
-            if (n in ns) line = line " " ns[n]
+            if (n in ns) line = line ((n in gbps) ? ", " : " ") ns[n]
             if (n in mallocs) line = line ", " mallocs[n]
             print line
         }
