@@ -106,8 +106,10 @@ done
 echo "logs: $LOG_DIR"
 ((failed > 0)) && echo "failed: ${failed_names[*]}"
 if ((skipped > 0)); then
-    echo "integration: $passed passed, $failed failed, $skipped skipped"
+    summary="integration: $passed passed, $failed failed, $skipped skipped"
 else
-    echo "integration: $passed passed, $failed failed"
+    summary="integration: $passed passed, $failed failed"
 fi
+[[ -n "${IT_SUMMARY_FILE:-}" ]] && echo "$summary" >"$IT_SUMMARY_FILE"
+echo "$summary"
 ((failed == 0))
