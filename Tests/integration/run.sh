@@ -41,7 +41,7 @@ leaks() {
     ip netns list 2>/dev/null | awk '{print $1}' | grep "^$pfx" | sed 's/^/netns /'
     ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$pfx" | sed 's/^/link /'
     for p in /proc/[0-9]*; do
-        cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+        cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
         [[ "$cmd" == *"/tmp/$pfx."* || "$cmd" == *" $pfx"* ]] || continue
         [[ "${p#/proc/}" == "$$" ]] && continue
         echo "process ${p#/proc/}: $cmd"
