@@ -15,6 +15,7 @@
 #   IT_PFX            name prefix (set by run.sh; keep it <= 11 characters)
 #   IT_KEEP=1         keep the temp dir (logs, configs) for inspection
 #   IT_READY_TIMEOUT  seconds to wait for switchd to answer `status` (default 20)
+#   IT_LOG_LEVEL      switchd's --log-level (default debug)
 
 set -Eeuo pipefail
 
@@ -337,7 +338,7 @@ it_start_switchd() {
     SWITCHD_LOG=$IT_TMP/switchd.log
     it_log "starting $SWITCHD run --config $cfg"
     "$SWITCHD" run --config "$cfg" --run-dir "$RUN_DIR" --state-dir "$STATE_DIR" \
-        --log-level debug "$@" </dev/null >>"$SWITCHD_LOG" 2>&1 &
+        --log-level "${IT_LOG_LEVEL:-debug}" "$@" </dev/null >>"$SWITCHD_LOG" 2>&1 &
     SWITCHD_PID=$!
     it_defer "it_kill $SWITCHD_PID"
     it_wait_switchd_ready
