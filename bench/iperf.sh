@@ -5,11 +5,14 @@
 #   switchd  two `tap` ports of a switchd release build (SWITCHD, default .build/release/switchd)
 #   bridge   the Linux bridge in a third namespace, veth pairs to the two namespaces
 #   vde      vde_switch, one vde_plug2tap per namespace creating the TAP in it
+#   ovs      Open vSwitch's userspace datapath (datapath_type=netdev, userspace TSO on): a
+#            private ovsdb-server and ovs-vswitchd inside a third namespace, veth pairs
+#            (the host's own OVS, if any, is not touched)
 # Each path runs a single stream and -P 4 for BENCH_SECONDS (default 10), BENCH_REPS times
 # (default 3, interleaved across paths); the table shows medians and switchd's ratio to each
 # peer. Raw iperf3 JSON goes to bench/results/iperf-TIMESTAMP/ (git-ignored).
 #
-#   BENCH_SECONDS=10 BENCH_REPS=3 BENCH_PATHS="switchd bridge vde" BENCH_MTU=1500 bench/iperf.sh
+#   BENCH_SECONDS=10 BENCH_REPS=3 BENCH_PATHS="switchd bridge ovs vde" BENCH_MTU=1500 bench/iperf.sh
 #
 # Needs root. Everything it creates (namespaces, interfaces, processes, temp files) is removed
 # at exit, also on Ctrl-C; it reuses the integration harness (Tests/integration/lib.sh) for that.
@@ -20,7 +23,7 @@ export SWITCHD=${SWITCHD:-.build/release/switchd}
 export IT_LOG_LEVEL=${IT_LOG_LEVEL:-info}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
-PATHS=${BENCH_PATHS:-switchd bridge vde}
+PATHS=${BENCH_PATHS:-switchd bridge ovs vde}
 MTU=${BENCH_MTU:-1500}
 # shellcheck source=../Tests/integration/lib.sh
 source "$ROOT/Tests/integration/lib.sh"
@@ -41,7 +44,10 @@ have() {
     bridge) true ;;
     vde) command -v vde_switch >/dev/null && command -v vde_plug2tap >/dev/null ||
         { it_log "vde2 is not installed: leaving out vde"; return 1; } ;;
-    *) it_fail "unknown path $1 (known: switchd bridge vde)" ;;
+    ovs) command -v ovs-vswitchd >/dev/null && command -v ovsdb-server >/dev/null &&
+        [[ -r /usr/share/openvswitch/vswitch.ovsschema ]] ||
+        { it_log "openvswitch-switch is not installed: leaving out ovs"; return 1; } ;;
+    *) it_fail "unknown path $1 (known: switchd bridge ovs vde)" ;;
     esac
 }
 
@@ -102,6 +108,35 @@ setup_vde() {
     it_addr "$a" vtap0 10.78.3.1/24
     it_addr "$b" vtap0 10.78.3.2/24
     CLIENT_NS[vde]=$a SERVER_NS[vde]=$b SERVER_IP[vde]=10.78.3.2
+}
+
+setup_ovs() {
+    local a b s d=$IT_TMP/ovs v
+    a=$(it_name oa) b=$(it_name ob) s=$(it_name os)
+    it_netns "$a"
+    it_netns "$b"
+    it_netns "$s"
+    mkdir -p "$d"
+    export OVS_RUNDIR=$d OVS_LOGDIR=$d OVS_DBDIR=$d
+    v=(ovs-vsctl "--db=unix:$d/db.sock")
+    ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+    ip netns exec "$s" ovsdb-server "$d/conf.db" --remote="punix:$d/db.sock" --pidfile="$d/ovsdb.pid" \
+        --unixctl="$d/ovsdb.ctl" --detach --log-file="$d/ovsdb.log"
+    it_defer "it_kill $(cat "$d/ovsdb.pid")"
+    "${v[@]}" --no-wait init
+    "${v[@]}" --no-wait set Open_vSwitch . other_config:userspace-tso-enable=true
+    ip netns exec "$s" ovs-vswitchd "unix:$d/db.sock" --pidfile="$d/vswitchd.pid" \
+        --unixctl="$d/vswitchd.ctl" --detach --log-file="$d/vswitchd.log"
+    it_defer "it_kill $(cat "$d/vswitchd.pid")"
+    "${v[@]}" add-br br0 -- set bridge br0 datapath_type=netdev
+    ip link add veth0 netns "$a" mtu "$MTU" type veth peer name pa netns "$s" mtu "$MTU"
+    ip link add veth0 netns "$b" mtu "$MTU" type veth peer name pb netns "$s" mtu "$MTU"
+    ip -n "$s" link set pa up
+    ip -n "$s" link set pb up
+    "${v[@]}" add-port br0 pa -- add-port br0 pb
+    it_addr "$a" veth0 10.78.4.1/24
+    it_addr "$b" veth0 10.78.4.2/24
+    CLIENT_NS[ovs]=$a SERVER_NS[ovs]=$b SERVER_IP[ovs]=10.78.4.2
 }
 
 ready=()
