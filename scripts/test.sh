@@ -30,6 +30,12 @@ if ! $SWIFT test; then
     status=1
 fi
 
+echo "== swift test -c release (allocation counts are a release-build property)"
+if ! $SWIFT test -c release -Xswiftc -enable-testing --filter ZeroAllocationTests; then
+    echo "test: release zero-allocation test failed" >&2
+    status=1
+fi
+
 echo "== integration tests"
 export SWITCHD=${SWITCHD:-$PWD/.build/debug/switchd}
 if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
