@@ -38,6 +38,9 @@ fi
 
 echo "== integration tests"
 export SWITCHD=${SWITCHD:-$PWD/.build/debug/switchd}
+# Per-test logs, replaced on every run.
+export IT_LOG_DIR=${IT_LOG_DIR:-$PWD/.build/integration-logs}
+rm -rf "$IT_LOG_DIR"
 if [[ $(id -u) -ne 0 ]] && command -v sudo >/dev/null 2>&1; then
     sudo -E env "PATH=$PATH" Tests/integration/run.sh || status=1
 else
