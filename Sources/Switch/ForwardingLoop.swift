@@ -168,8 +168,11 @@ final class ForwardingLoop {
             ring.submitAndWait(timeoutNanos: retrying.isEmpty ? 100_000_000 : 1_000_000)
             updateClock()
             while ring.drain({ handle($0) }) == IOUring.completionBatch {
+                // More are waiting: hand over what this batch queued before taking the next, so a
+                // burst from one port does not overflow another's queue between two submits.
                 flushDirty()
                 buffers.refill(from: &pool)
+                ring.submit()
             }
             flushDirty()
             buffers.refill(from: &pool)
@@ -430,24 +433,30 @@ final class ForwardingLoop {
     /// Submits the next chain of queued frames of port `s` unless one is in flight.
     private func submitSends(_ s: UInt16) {
         let port = ports + Int(s)
+        let token = Token(.send, slot: s, generation: port.pointee.generation)
+        if port.pointee.kind == .tap {
+            // A TAP takes or drops each frame at once, never EAGAIN: writes complete in order as
+            // they are submitted, so they need no links and every queued frame can be in flight.
+            for i in port.pointee.inFlight..<port.pointee.queueCount {
+                let entry = port.pointee.queue! + port.pointee.queueIndex(i)
+                let sqe = ring.sqe()
+                prepareDeviceWrite(sqe, entry, port)
+                sqe.setToken(token)
+            }
+            port.pointee.inFlight = port.pointee.queueCount
+            return
+        }
         guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending,
               !port.pointee.waitingWritable else { return }
-        let token = Token(.send, slot: s, generation: port.pointee.generation)
         switch port.pointee.kind {
         case .tap, .link, .dgramPeer:
             let n = min(port.pointee.queueCount, Self.sendBatch)
             for i in 0..<n {
                 let entry = port.pointee.queue! + port.pointee.queueIndex(i)
-                let raw = UnsafeMutableRawPointer(entry)
                 let frame = pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset))
                 let sqe = ring.sqe()
                 if port.pointee.kind.hasVnetHeader {
-                    var header = entry.pointee.header
-                    header.numBuffers = 0
-                    header.store(to: raw + Self.prefixOffset)
-                    entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
-                    entry.pointee.iov.1 = iovec(iov_base: frame, iov_len: Int(entry.pointee.length))
-                    io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)
+                    prepareDeviceWrite(sqe, entry, port)
                 } else {
                     // MSG_DONTWAIT: a full peer gives EAGAIN here, and the loop waits for POLLOUT itself.
                     // (Left to io_uring's internal retry, a unix datagram send that hit a full peer
@@ -507,6 +516,20 @@ final class ForwardingLoop {
         }
     }
 
+    /// A writev of virtio-net header + frame to a TAP or AF_PACKET port.
+    @inline(__always)
+    private func prepareDeviceWrite(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ entry: UnsafeMutablePointer<TxEntry>,
+                                    _ port: UnsafeMutablePointer<PortState>) {
+        let raw = UnsafeMutableRawPointer(entry)
+        var header = entry.pointee.header
+        header.numBuffers = 0
+        header.store(to: raw + Self.prefixOffset)
+        entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
+        entry.pointee.iov.1 = iovec(iov_base: pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset)),
+                                    iov_len: Int(entry.pointee.length))
+        io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)
+    }
+
     /// Releases the head entry of port `s`'s queue.
     @inline(__always)
     private func popHead(_ port: UnsafeMutablePointer<PortState>, sent: Bool) {
@@ -524,7 +547,13 @@ final class ForwardingLoop {
         let port = ports + Int(s)
         guard port.pointee.phase != .free, port.pointee.inFlight > 0 else { return }
         switch port.pointee.kind {
-        case .tap, .link, .dgramPeer, .dgramShared:
+        case .tap:
+            port.pointee.inFlight -= 1
+            if result != -ECANCELED {  // cancelled: the port is closing, and drops what is left
+                popHead(port, sent: result >= 0)
+                if result < 0 { sendFailed(s, errno: -result) }
+            }
+        case .link, .dgramPeer, .dgramShared:
             if result == -EAGAIN && port.pointee.kind == .dgramShared {
                 // dgram.sock is shared by every connected peer: never park on it, retry shortly.
                 port.pointee.inFlight = 0

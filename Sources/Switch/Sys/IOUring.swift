@@ -57,7 +57,7 @@ struct Completion {
 final class IOUring {
     private var ring = io_uring()
     private let cqes: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
-    static let completionBatch = 512
+    static let completionBatch = 128
 
     init(entries: UInt32) throws(SwitchError) {
         var params = io_uring_params()
