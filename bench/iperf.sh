@@ -3,6 +3,8 @@
 #
 # Paths, all set up side by side in the same run (each pair of namespaces is its own world):
 #   switchd  two `tap` ports of a switchd release build (SWITCHD, default .build/release/switchd)
+#   mixed    the same on a network that also has a plain (non-offload) dgram port reading all
+#            it gets: TSO-to-TSO throughput with a non-TSO port present (DESIGN §9)
 #   bridge   the Linux bridge in a third namespace, veth pairs to the two namespaces
 #   vde      vde_switch, one vde_plug2tap per namespace creating the TAP in it
 #   ovs      Open vSwitch's userspace datapath (datapath_type=netdev, userspace TSO on): a
@@ -23,7 +25,7 @@ export SWITCHD=${SWITCHD:-.build/release/switchd}
 export IT_LOG_LEVEL=${IT_LOG_LEVEL:-info}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
-PATHS=${BENCH_PATHS:-switchd bridge ovs vde}
+PATHS=${BENCH_PATHS:-switchd mixed bridge ovs vde}
 MTU=${BENCH_MTU:-1500}
 # shellcheck source=../Tests/integration/lib.sh
 source "$ROOT/Tests/integration/lib.sh"
@@ -40,14 +42,14 @@ declare -A SERVER_NS CLIENT_NS SERVER_IP
 # have PATH: whether the path's software is here (else it is left out, with a note).
 have() {
     case $1 in
-    switchd) [[ -x "$SWITCHD" ]] || { it_log "no switchd at $SWITCHD (make release): leaving out switchd"; return 1; } ;;
+    switchd | mixed) [[ -x "$SWITCHD" ]] || { it_log "no switchd at $SWITCHD (make release): leaving out $1"; return 1; } ;;
     bridge) true ;;
     vde) command -v vde_switch >/dev/null && command -v vde_plug2tap >/dev/null ||
         { it_log "vde2 is not installed: leaving out vde"; return 1; } ;;
     ovs) command -v ovs-vswitchd >/dev/null && command -v ovsdb-server >/dev/null &&
         [[ -r /usr/share/openvswitch/vswitch.ovsschema ]] ||
         { it_log "openvswitch-switch is not installed: leaving out ovs"; return 1; } ;;
-    *) it_fail "unknown path $1 (known: switchd bridge ovs vde)" ;;
+    *) it_fail "unknown path $1 (known: switchd mixed bridge ovs vde)" ;;
     esac
 }
 
@@ -70,6 +72,41 @@ EOF
     it_tap_ready "$a" "$ta" 10.78.1.1/24
     it_tap_ready "$b" "$tb" 10.78.1.2/24
     CLIENT_NS[switchd]=$a SERVER_NS[switchd]=$b SERVER_IP[switchd]=10.78.1.2
+}
+
+# mixed: switchd's tap pair on a network that also has a plain (non-offload) dgram port, a
+# reader that takes everything sent to it. Unicast TSO flows must not notice it: only flooded
+# frames reach it, cut to the MTU for it alone (DESIGN §9 "mixed offloads").
+setup_mixed() {
+    local a b ta tb run
+    a=$(it_name ma) b=$(it_name mb) ta=$(it_name mta) tb=$(it_name mtb) run=$IT_TMP/mixed
+    it_netns "$a"
+    it_netns "$b"
+    mkdir -p "$run"
+    cat >"$IT_TMP/mixed.yaml" <<EOF
+networks:
+  mixed:
+    mode: isolated
+    subnet: 10.78.5.0/24
+    mtu: $MTU
+    ports:
+      - {tap: $ta, netns: $a}
+      - {tap: $tb, netns: $b}
+EOF
+    it_bg "$IT_TMP/switchd-mixed.log" "$SWITCHD" run --config "$IT_TMP/mixed.yaml" --run-dir "$run/run" \
+        --state-dir "$run/state" --log-level info
+    it_wait_until 20 "mixed switchd" test -S "$run/run/mixed/dgram.sock"
+    it_bg "$IT_TMP/plain-peer.log" "$PY" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.sendto(b"\xff" * 6 + bytes.fromhex("02000000f00d") + b"\x88\xb5" + b"\x00" * 46, sys.argv[2])
+while True:
+    s.recv(70000)
+' "$run/plain.sock" "$run/run/mixed/dgram.sock"
+    it_tap_ready "$a" "$ta" 10.78.5.1/24
+    it_tap_ready "$b" "$tb" 10.78.5.2/24
+    CLIENT_NS[mixed]=$a SERVER_NS[mixed]=$b SERVER_IP[mixed]=10.78.5.2
 }
 
 setup_bridge() {
