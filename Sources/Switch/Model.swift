@@ -17,6 +17,27 @@ public enum PortSpec: Sendable, Equatable {
     case link(interface: String)
 }
 
+/// The gateway services of one network (DESIGN §4-5), every default applied.
+public struct ServicesSpec: Sendable, Equatable {
+    public var dhcp = true
+    /// The addresses DHCP hands out; nil: second host .. last host of the subnet.
+    public var dhcpRange: ClosedRange<IPv4Address>? = nil
+    /// Seconds.
+    public var leaseTime = 3600
+    public var reservations: [MACAddress: IPv4Address] = [:]
+    public var dnsProxy = true
+    /// Upstream resolvers; nil: the host's resolv.conf, re-read when it changes.
+    public var upstreamDNS: [IPAddress]? = nil
+    /// The DNS domain of DHCP clients; nil: `NAME.internal`.
+    public var domain: String? = nil
+    public var ipv6 = true
+    /// The network's IPv6 /64; nil: a ULA prefix derived from the network name.
+    public var ipv6Prefix: IPv6Address? = nil
+    public var routerAdvertisement = true
+
+    public init() {}
+}
+
 /// One network, fully resolved: every default applied, every value checked.
 public struct NetworkSpec: Sendable, Equatable {
     public var name: String
@@ -31,6 +52,7 @@ public struct NetworkSpec: Sendable, Equatable {
     /// Frames each port may have waiting to be sent.
     public var queueFrames: Int
     public var ports: [PortSpec]
+    public var services = ServicesSpec()
 
     public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
                 mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
@@ -44,6 +66,26 @@ public struct NetworkSpec: Sendable, Equatable {
         self.macLimit = macLimit
         self.queueFrames = queueFrames
         self.ports = ports
+    }
+
+    /// The DNS domain of the network's DHCP clients.
+    public var domain: String { services.domain ?? "\(name).internal" }
+
+    /// The network's IPv6 /64: configured, else a ULA prefix (RFC 4193) whose 40-bit global id is
+    /// derived from the network name, so it is stable across restarts and hosts; nil without IPv6.
+    public var ipv6Prefix: IPv6Address? {
+        guard services.ipv6 else { return nil }
+        if let prefix = services.ipv6Prefix { return prefix }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in "switchd/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return IPv6Address(high: 0xFD00_0000_0000_0000 | (h & 0xFF_FFFF_FFFF) << 16, low: 0)
+    }
+
+    /// The virtual gateway MAC of an `isolated` network: locally administered, derived from the name.
+    public var gatewayMAC: MACAddress {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in "switchd-gateway/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return MACAddress(rawValue: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))
     }
 }
 

@@ -32,6 +32,19 @@ enum Names {
         return nil
     }
 
+    /// A DNS name of letters, digits and hyphens: labels of 1-63, at most 253 in all (RFC 1035 §2.3.1).
+    static func isDNSName(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            let l = Array(label.utf8)
+            guard (1...63).contains(l.count), l.first != UInt8(ascii: "-"), l.last != UInt8(ascii: "-") else { return false }
+            return l.allSatisfy { b in
+                isDigit(b) || b == UInt8(ascii: "-") || isLowercaseLetter(b | 0x20)
+            }
+        }
+    }
+
     private static func isLowercaseLetter(_ b: UInt8) -> Bool { (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) }
     private static func isDigit(_ b: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b) }
 }

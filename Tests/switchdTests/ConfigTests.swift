@@ -89,13 +89,40 @@ final class ConfigTests: XCTestCase {
                 interface: sw-a
                 mtu: 576
             """)
-        XCTAssertEqual(config.networks.first?.mtu, 576)
-        XCTAssertEqual(config.inertKeys, ["dhcp", "dhcpRange", "dnsProxy", "domain", "interface", "ipv6", "ipv6Prefix",
-                                          "leaseTime", "nat44", "nat66", "reservations", "routerAdvertisement", "upstreamDNS"])
+        let network = try XCTUnwrap(config.networks.first)
+        XCTAssertEqual(network.mtu, 576)
+        XCTAssertEqual(config.inertKeys, ["interface", "nat44", "nat66"])
+        let services = network.services
+        XCTAssertFalse(services.dhcp)
+        XCTAssertEqual(services.dhcpRange, IPv4Address(192, 168, 1, 10)...IPv4Address(192, 168, 1, 20))
+        XCTAssertEqual(services.leaseTime, 600)
+        XCTAssertEqual(services.reservations, [MACAddress("02:00:00:00:00:05")!: IPv4Address(192, 168, 1, 5)])
+        XCTAssertEqual(services.upstreamDNS, [IPAddress("1.1.1.1")!, IPAddress("2606:4700::1111")!])
+        XCTAssertEqual(network.domain, "lab.test")
+        XCTAssertFalse(services.ipv6)
+        XCTAssertNil(network.ipv6Prefix, "no prefix without IPv6")
+        XCTAssertFalse(services.routerAdvertisement)
+    }
+
+    func testServiceDefaults() throws {
+        let config = try parse("""
+            networks:
+              lab:
+                mode: isolated
+                subnet: 10.1.0.0/24
+            """)
+        let network = try XCTUnwrap(config.networks.first)
+        XCTAssertTrue(network.services.dhcp && network.services.dnsProxy && network.services.routerAdvertisement)
+        XCTAssertEqual(network.domain, "lab.internal")
+        let prefix = try XCTUnwrap(network.ipv6Prefix)
+        XCTAssertEqual(prefix.high >> 56, 0xFD, "a ULA prefix")
+        XCTAssertEqual(prefix.low, 0)
+        XCTAssertEqual(prefix, network.ipv6Prefix, "derived the same way every time")
+        XCTAssertFalse(network.gatewayMAC.isMulticast)
     }
 
     func testLimaFileIsRefusedOnlyForItsModes() throws {
-        let text = try String(contentsOfFile: "/work/shared/examples/lima-networks.yaml", encoding: .utf8)
+        let text = try String(contentsOfFile: try limaExample(), encoding: .utf8)
         XCTAssertThrowsError(try Config.parse(yaml: text, file: "networks.yaml")) { error in
             let error = error as! ConfigError
             XCTAssertEqual(error.file, "networks.yaml")
@@ -259,4 +286,16 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual("\(error)", "/nonexistent/switchd.yaml: cannot read: No such file or directory")
         }
     }
+}
+
+/// `shared/examples/lima-networks.yaml`, which sits beside the repository (DESIGN.md's folder).
+func limaExample(file: String = #filePath) throws -> String {
+    var repo = file
+    for _ in 0..<3 { repo = (repo as NSString).deletingLastPathComponent }  // Tests/switchdTests/X.swift
+    for candidate in ["\(repo)/../shared/examples/lima-networks.yaml", "/work/shared/examples/lima-networks.yaml"]
+        where FileManager.default.fileExists(atPath: candidate) {
+        return candidate
+    }
+    if ProcessInfo.processInfo.environment["CI"] == "true" { XCTFail("shared/examples/lima-networks.yaml not found") }
+    throw XCTSkip("shared/examples/lima-networks.yaml is not beside the repository")
 }

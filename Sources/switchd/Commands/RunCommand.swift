@@ -33,7 +33,7 @@ struct RunCommand: SwitchdCommand {
         let env = Environment.current
         let config = try config.map { try Config.load(file: $0) } ?? .builtIn
         if !config.inertKeys.isEmpty {
-            Log.notice("accepted but no effect yet (the gateway services are still to come): "
+            Log.notice("accepted but no effect yet (the host/shared uplink is still to come): "
                        + config.inertKeys.joined(separator: ", "))
         }
         let runDir = try Paths.runDir(flag: runDir, config: config.runDir, env: env)

@@ -5,13 +5,14 @@ import Switch
 
 /// Reads one entry of `networks:` (or Lima's `vmnet:`), applying defaults and checking every value.
 enum NetworkParser {
-    /// Keys that shape the dataplane today.
-    static let activeKeys: Set<String> = ["mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports"]
-    /// Keys of the gateway services and uplink: checked now, used once those land.
-    static let inertKeys: Set<String> = [
+    /// Keys that shape the dataplane and its services today.
+    static let activeKeys: Set<String> = [
+        "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
-        "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface",
+        "ipv6", "ipv6Prefix", "routerAdvertisement",
     ]
+    /// Keys of the uplink (host/shared modes): checked now, used once that lands.
+    static let inertKeys: Set<String> = ["nat44", "nat66", "interface"]
 
     static let prefixLengths = 16...29
     static let mtuRange = 1280...65520
@@ -68,7 +69,7 @@ enum NetworkParser {
             spec.ports = []
             for item in try ports.sequence() { spec.ports.append(try port(item)) }
         }
-        try checkInert(values, subnet: subnet, gateway: spec.gateway)
+        spec.services = try services(values, subnet: subnet, gateway: spec.gateway)
         return (spec, values.keys.filter { inertKeys.contains($0) })
     }
 
@@ -121,26 +122,40 @@ enum NetworkParser {
         return address
     }
 
-    /// Type-checks the keys that have no effect yet, and the values that are cheap to check now.
-    private static func checkInert(_ values: [String: ConfigValue], subnet: IPv4Subnet, gateway: IPv4Address) throws(ConfigError) {
-        for flag in ["dhcp", "dnsProxy", "ipv6", "routerAdvertisement", "nat44", "nat66"] {
-            _ = try values[flag]?.bool()
+    /// The gateway services' keys (DESIGN §5), and the uplink's, which are only checked for now.
+    private static func services(_ values: [String: ConfigValue], subnet: IPv4Subnet, gateway: IPv4Address)
+        throws(ConfigError) -> ServicesSpec {
+        var services = ServicesSpec()
+        for flag in ["nat44", "nat66"] { _ = try values[flag]?.bool() }
+        if let v = values["interface"] { _ = try interface(v) }
+        if let v = values["dhcp"] { services.dhcp = try v.bool() }
+        if let v = values["dnsProxy"] { services.dnsProxy = try v.bool() }
+        if let v = values["ipv6"] { services.ipv6 = try v.bool() }
+        if let v = values["routerAdvertisement"] { services.routerAdvertisement = try v.bool() }
+        if let v = values["leaseTime"] { services.leaseTime = try v.int(in: 60...(1 << 31 - 1)) }
+        if let v = values["domain"] {
+            let text = try v.string()
+            guard Names.isDNSName(text) else { throw v.error("\"\(text)\" is not a DNS name like lab.internal") }
+            services.domain = text.lowercased()
         }
-        _ = try values["leaseTime"]?.int(in: 60...(1 << 31 - 1))
-        if let v = values["domain"] { _ = try v.string() }
         if let v = values["ipv6Prefix"] {
             let text = try v.string()
             let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-            guard parts.count == 2, parts[1] == "64", isIPv6(String(parts[0])) else {
+            guard parts.count == 2, parts[1] == "64", let prefix = IPv6Address(parts[0]) else {
                 throw v.error("\"\(text)\" is not an IPv6 /64 prefix like fd00:1:2:3::/64")
             }
+            guard prefix.low == 0 else { throw v.error("\(text) has bits set past the /64") }
+            guard !prefix.isMulticast, !prefix.isLinkLocal else { throw v.error("\(text) is not a unicast prefix") }
+            services.ipv6Prefix = prefix
         }
-        if let v = values["interface"] { _ = try interface(v) }
         if let v = values["upstreamDNS"] {
+            var list: [IPAddress] = []
             for item in try v.sequence() {
                 let text = try item.string()
-                guard IPv4Address(text) != nil || isIPv6(text) else { throw item.error("\"\(text)\" is not an IP address") }
+                guard let address = IPAddress(text) else { throw item.error("\"\(text)\" is not an IP address") }
+                list.append(address)
             }
+            services.upstreamDNS = list
         }
         if let v = values["dhcpRange"] {
             let text = try v.string()
@@ -152,13 +167,18 @@ enum NetworkParser {
                 throw v.error("\(text) is not a range of host addresses of \(subnet)")
             }
             guard !(first...last).contains(gateway) else { throw v.error("\(text) includes the gateway \(gateway)") }
+            services.dhcpRange = first...last
         }
         if let v = values["reservations"] {
             for (_, key, address) in try v.mapping() {
-                _ = try unicastMAC(key)
-                _ = try host(address, in: subnet)
+                let mac = try unicastMAC(key)
+                let ip = try host(address, in: subnet)
+                guard ip != gateway else { throw address.error("\(ip) is the gateway") }
+                guard !services.reservations.values.contains(ip) else { throw address.error("\(ip) is reserved twice") }
+                services.reservations[mac] = ip
             }
         }
+        return services
     }
 
     private static func isIPv6(_ text: String) -> Bool {
