@@ -68,16 +68,20 @@ enum StatusReport {
                 }
                 out += indent(table(rows), "  ")
             }
-            if !network.leases.isEmpty {
-                var rows = [["MAC", "IP", "HOSTNAME", "EXPIRES"]]
-                for lease in network.leases {
-                    let expires = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(lease.expires)))
-                    rows.append([lease.mac, lease.ip, lease.hostname ?? "-", expires])
-                }
-                out += indent(table(rows), "  ")
-            }
+            if !network.leases.isEmpty { out += indent(leaseTable(network.leases), "  ") }
         }
         return out
+    }
+
+    /// DHCP leases: MAC, IP, host name, expiry (UTC, ISO 8601).
+    static func leaseTable(_ leases: [LeaseStatus]) -> String {
+        var rows = [["MAC", "IP", "HOSTNAME", "EXPIRES"]]
+        let format = ISO8601DateFormatter()
+        for lease in leases {
+            rows.append([lease.mac, lease.ip, lease.hostname ?? "-",
+                         format.string(from: Date(timeIntervalSince1970: TimeInterval(lease.expires)))])
+        }
+        return table(rows)
     }
 
     /// Left-aligned columns separated by two spaces, one line per row.
