@@ -509,7 +509,7 @@ public struct DNSMessage: Hashable, Sendable {
 /// Appends a message's fields, remembering where each name suffix was written for compression.
 struct DNSWriter {
     var bytes: [UInt8] = []
-    /// Lowercased name suffixes already written, and their offsets (pointers reach 0x3FFF at most).
+    /// Name suffixes already written (keys compare ignoring case), and their offsets (pointers reach 0x3FFF at most).
     var suffixes: [DNSName: Int] = [:]
 
     init() { bytes.reserveCapacity(512) }
@@ -520,7 +520,7 @@ struct DNSWriter {
     mutating func name(_ name: DNSName) {
         let labels = name.labels
         for index in labels.indices {
-            let suffix = DNSName(unchecked: Array(labels[index...])).lowercased
+            let suffix = DNSName(unchecked: Array(labels[index...]))
             if let offset = suffixes[suffix] {
                 u16(0xC000 | UInt16(offset))
                 return
