@@ -1,0 +1,107 @@
+// ResolvConf: the host's resolvers from resolv.conf(5) text, and a source that re-reads the file
+// only when it changed (DESIGN §4: upstreams come from `upstreamDNS`, else the host's resolv.conf).
+import Glibc
+import Proto
+
+/// Reading `nameserver` lines of resolv.conf(5).
+public enum ResolvConf {
+    /// The `nameserver` addresses in `text`, in file order, duplicates removed, all on port 53.
+    /// A `%scope` suffix (link-local IPv6) is stripped; comments (`#`, `;`), other keywords and
+    /// malformed addresses are ignored, as glibc's resolver does.
+    public static func nameservers(in text: String) -> [UpstreamAddress] {
+        var result: [UpstreamAddress] = []
+        for line in text.split(whereSeparator: \.isNewline) {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 2, fields[0] == "nameserver" else { continue }
+            var address = fields[1]
+            if let percent = address.firstIndex(of: "%") { address = address[..<percent] }
+            let upstream: UpstreamAddress
+            if let v4 = IPv4Address(address) {
+                upstream = .ipv4(v4)
+            } else if let v6 = IPv6Address(address) {
+                upstream = .ipv6(v6)
+            } else {
+                continue
+            }
+            if !result.contains(upstream) { result.append(upstream) }
+        }
+        return result
+    }
+
+    /// `servers` without any whose host is one of `excluded` (ports ignored): switchd's own gateway
+    /// addresses must never be upstreams, or the proxy would forward to itself. Loopback stub
+    /// resolvers (127.0.0.53) stay: they answer in switchd's own namespace.
+    public static func filter(_ servers: [UpstreamAddress], excluding excluded: [UpstreamAddress]) -> [UpstreamAddress] {
+        servers.filter { server in !excluded.contains { server.isSameHost(as: $0) } }
+    }
+
+    /// The gateway's own addresses (IPv4, ULA, link-local) as exclusions for `filter`.
+    public static func addresses(of gateway: GatewayIdentity) -> [UpstreamAddress] {
+        [.ipv4(gateway.ipv4), .ipv6(gateway.linkLocal)] + (gateway.ipv6Address.map { [.ipv6($0)] } ?? [])
+    }
+}
+
+/// The upstreams in a resolv.conf file, re-read only when the file's identity or size or
+/// modification time changed (an editor's rename or systemd-resolved's rewrite both show).
+public final class ResolvConfSource {
+    /// The file, usually `/etc/resolv.conf` (symlinks followed).
+    public let path: String
+    /// Hosts never returned (switchd's gateway addresses).
+    public let excluded: [UpstreamAddress]
+    /// How many times the file was read (for tests and status).
+    public private(set) var reads = 0
+
+    struct Identity: Equatable {
+        var device: UInt64, inode: UInt64, size: Int64, seconds: Int, nanoseconds: Int
+    }
+
+    var identity: Identity?
+    var cached: [UpstreamAddress] = []
+
+    /// A source for `path`; nothing is read until `currentUpstreams()`.
+    public init(path: String = "/etc/resolv.conf", excluding excluded: [UpstreamAddress] = []) {
+        self.path = path
+        self.excluded = excluded
+    }
+
+    /// The upstreams the file lists now, minus the excluded hosts; empty when the file is missing
+    /// or unreadable. Costs one stat(2) when the file has not changed.
+    public func currentUpstreams() -> [UpstreamAddress] {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            identity = nil
+            cached = []
+            return cached
+        }
+        let now = Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                           seconds: Int(info.st_mtim.tv_sec), nanoseconds: Int(info.st_mtim.tv_nsec))
+        if now == identity { return cached }
+        guard let text = Self.readFile(path) else {
+            identity = nil
+            cached = []
+            return cached
+        }
+        reads += 1
+        identity = now
+        cached = ResolvConf.filter(ResolvConf.nameservers(in: text), excluding: excluded)
+        return cached
+    }
+
+    /// The file's text (at most 64 KiB; resolv.conf is a few lines), or nil when it cannot be read.
+    static func readFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        let limit = 64 * 1024
+        var bytes = [UInt8](repeating: 0, count: limit)
+        var length = 0
+        while length < limit {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + length, limit - length) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { break }
+            length += n
+        }
+        return String(decoding: bytes[..<length], as: UTF8.self)
+    }
+}
