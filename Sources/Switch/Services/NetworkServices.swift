@@ -1,0 +1,224 @@
+// NetworkServices: the gateway services of one network, as the forwarding loop sees them.
+//
+// The loop hands over every frame addressed to the gateway MAC or to a multicast group; the
+// services answer through `emit` (back to the sender's port, or flooded) and say whether they
+// took the frame. Everything here runs on the forwarding thread but only for that traffic
+// (ARP, NDP, DHCP, DNS to the gateway), never for frames between guests. The DNS proxy's
+// upstream sockets are the only fds; the loop polls them and calls `upstreamReadable`.
+import Glibc
+import Proto
+
+/// Where a frame the services emit goes.
+enum ServiceDestination: Equatable {
+    /// To one port (the one the request came from).
+    case port(slot: UInt16, generation: UInt16)
+    /// To every port of the network.
+    case flood
+}
+
+/// A DNS client in `isolated` mode: the port its query came from, its UDP endpoint, and the
+/// gateway address it asked (the answer comes from there).
+struct DNSFrameClient: Hashable, Sendable {
+    var slot: UInt16
+    var generation: UInt16
+    var endpoint: GuestEndpoint
+    var server: IPAddress
+}
+
+/// A host table with no hosts (until DHCP names its clients).
+struct NoHosts: DNSHostTable {
+    func address(of hostname: String) -> IPv4Address? { nil }
+    func ipv6Address(of hostname: String) -> IPv6Address? { nil }
+    func hostname(of address: IPv4Address) -> String? { nil }
+}
+
+final class NetworkServices {
+    let gateway: GatewayIdentity
+    private var dns: DNSProxy<DNSFrameClient>?
+    /// Where upstream resolvers come from when `upstreamDNS` is not configured.
+    private var resolvConf: ResolvConfSource?
+    /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
+    private(set) var upstreamIPv4: Int32 = -1
+    private(set) var upstreamIPv6: Int32 = -1
+    /// Frames the services did not take although they were for the gateway (isolated mode: dropped).
+    private(set) var unanswered: UInt64 = 0
+    private var lastResolvCheck: Int64 = 0
+
+    init(spec: NetworkSpec, mac: MACAddress) {
+        gateway = GatewayIdentity(mac: mac, ipv4: spec.gateway, subnet: spec.subnet, ipv6Prefix: spec.ipv6Prefix,
+                                  mtu: spec.mtu, domain: spec.domain, routesBeyondHost: spec.mode == .shared)
+        if spec.services.dnsProxy {
+            let own = ResolvConf.addresses(of: gateway)
+            var upstreams: [UpstreamAddress]
+            if let configured = spec.services.upstreamDNS {
+                upstreams = configured.map { address in
+                    switch address {
+                    case .v4(let a): .ipv4(a)
+                    case .v6(let a): .ipv6(a)
+                    }
+                }
+                upstreams = ResolvConf.filter(upstreams, excluding: own)
+            } else {
+                let source = ResolvConfSource(excluding: own)
+                resolvConf = source
+                upstreams = source.currentUpstreams()
+            }
+            if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
+                dns = DNSProxy(config: config, hostTable: NoHosts())
+                upstreamIPv4 = Self.udpSocket(AF_INET)
+                upstreamIPv6 = Self.udpSocket(AF_INET6)
+            } else {
+                Log.warning("network \(spec.name): domain \(spec.domain) is not a valid DNS name; DNS proxy off")
+            }
+        }
+    }
+
+    deinit {
+        if upstreamIPv4 >= 0 { close(upstreamIPv4) }
+        if upstreamIPv6 >= 0 { close(upstreamIPv6) }
+    }
+
+    private static func udpSocket(_ family: Int32) -> Int32 {
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        return fd
+    }
+
+    /// True when `address` is one of the gateway's.
+    private func isGateway(_ address: IPAddress) -> Bool {
+        switch address {
+        case .v4(let a): a == gateway.ipv4
+        case .v6(let a): a == gateway.ipv6Address || a == gateway.linkLocal
+        }
+    }
+
+    /// A frame to the gateway MAC or a multicast group from port (`slot`, `generation`). Returns
+    /// true when a service took it (answered or consumed), so it is not forwarded.
+    func handle(_ frame: UnsafeRawBufferPointer, slot: UInt16, generation: UInt16, now: Int64,
+                scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) -> Bool {
+        let back = ServiceDestination.port(slot: slot, generation: generation)
+        guard let segment = GatewayFrames.segment(in: frame), isGateway(segment.destination),
+              segment.destinationPort == 53 else { return false }
+        guard let dns else { return false }
+        switch segment.protocol {
+        case .udp:
+            let client = DNSFrameClient(slot: slot, generation: generation, endpoint: segment.source, server: segment.destination)
+            perform(dns: { $0.handleQuery(Array(segment.payload), from: client, now: now) }, scratch: scratch, emit: emit)
+            return true
+        case .tcp:
+            // DNS over TCP is not served in isolated mode: refuse at once so resolvers fall back fast.
+            if let n = GatewayFrames.reset(refusing: segment, from: gateway.mac, into: scratch) { emit(n, back) }
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Runs one step of the DNS proxy and carries out what it asks for.
+    private func perform(dns step: (inout DNSProxy<DNSFrameClient>) -> [DNSAction<DNSFrameClient>],
+                         scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) {
+        guard dns != nil else { return }
+        let actions = step(&dns!)
+        for action in actions {
+            switch action {
+            case .answer(let client, let message):
+                let n = message.withUnsafeBytes { payload in
+                    GatewayFrames.udp(from: gateway.mac, client.server, port: 53, to: client.endpoint, payload: payload,
+                                      into: scratch)
+                }
+                if let n { emit(n, .port(slot: client.slot, generation: client.generation)) }
+            case .forward(let index, let message):
+                guard let upstream = dns?.config.upstreams[safe: index] else { continue }
+                send(message, to: upstream)
+            }
+        }
+    }
+
+    private func send(_ message: [UInt8], to upstream: UpstreamAddress) {
+        switch upstream {
+        case .ipv4(let address, let port):
+            guard upstreamIPv4 >= 0 else { return }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            sin.sin_addr.s_addr = address.rawValue.bigEndian
+            _ = message.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &sin) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(upstreamIPv4, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+        case .ipv6(let address, let port):
+            guard upstreamIPv6 >= 0 else { return }
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { address.store(to: $0.baseAddress!) }
+            _ = message.withUnsafeBytes { bytes in
+                withUnsafePointer(to: &sin6) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(upstreamIPv6, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads every reply waiting on an upstream socket and passes it to the proxy.
+    func upstreamReadable(fd: Int32, now: Int64, scratch: UnsafeMutableRawBufferPointer,
+                          emit: (Int, ServiceDestination) -> Void) {
+        var buffer = [UInt8](repeating: 0, count: 65_535)
+        while true {
+            var from = sockaddr_storage()
+            var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let n = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &from) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &fromLength) }
+                }
+            }
+            guard n > 0 else { return }
+            guard let sender = Self.upstream(from), let index = dns?.config.upstreams.firstIndex(where: { $0 == sender }) else {
+                continue  // not from a resolver we asked: ignore
+            }
+            let reply = Array(buffer[..<n])
+            perform(dns: { $0.handleUpstreamReply(reply, from: index, now: now) }, scratch: scratch, emit: emit)
+        }
+    }
+
+    private static func upstream(_ address: sockaddr_storage) -> UpstreamAddress? {
+        var address = address
+        switch Int32(address.ss_family) {
+        case AF_INET:
+            return withUnsafeBytes(of: &address) { raw in
+                let sin = raw.load(as: sockaddr_in.self)
+                return .ipv4(IPv4Address(rawValue: UInt32(bigEndian: sin.sin_addr.s_addr)), port: UInt16(bigEndian: sin.sin_port))
+            }
+        case AF_INET6:
+            return withUnsafeBytes(of: &address) { raw in
+                var sin6 = raw.load(as: sockaddr_in6.self)
+                let a = withUnsafeBytes(of: &sin6.sin6_addr) { IPv6Address(loading: $0.baseAddress!) }
+                return .ipv6(a, port: UInt16(bigEndian: sin6.sin6_port))
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// Periodic work: DNS timeouts, and the host's resolv.conf when it changed (checked every 2 s).
+    func tick(now: Int64, scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) {
+        guard dns != nil else { return }
+        perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit)
+        if let resolvConf, now - lastResolvCheck >= 2_000_000_000 {
+            lastResolvCheck = now
+            let upstreams = resolvConf.currentUpstreams()
+            if upstreams != dns?.config.upstreams {
+                Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
+                perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
+            }
+        }
+    }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}
