@@ -120,7 +120,6 @@ public struct DHCPOption: Hashable, Sendable {
 }
 
 /// Field offsets and sizes of the DHCP message (RFC 2131 §2, Figure 1).
-@usableFromInline
 enum DHCPField {
     static let op = 0
     static let htype = 1

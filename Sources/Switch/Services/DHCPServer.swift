@@ -55,7 +55,8 @@ public final class DHCPServer {
     /// DECLINEd addresses and when their quarantine ends.
     private var quarantined: [IPv4Address: Int64] = [:]
     private var reservedIPs: [IPv4Address: MACAddress] = [:]
-    private var exhaustionLogged = false
+    /// True from the first unanswered DISCOVER of an exhaustion episode until an address is given out again.
+    private(set) var exhaustionLogged = false
     private var relaysLogged: Set<IPv4Address> = []
     /// The latest `now` the server was given, for the name lookups that take no time.
     private var clock: Int64 = 0

@@ -43,8 +43,10 @@ public struct FileLeaseStore: LeaseStore {
 
     static let header = "# switchd dhcp leases v1"
 
+    /// A store in the file at `path`; its directory must exist.
     public init(path: String) { self.path = path }
 
+    /// The leases in the file; none when it is missing, unreadable or corrupt (the last two logged).
     public func load() -> [Lease] {
         guard let text = readFile() else { return [] }
         guard let leases = Self.parse(text) else {
@@ -54,6 +56,7 @@ public struct FileLeaseStore: LeaseStore {
         return leases
     }
 
+    /// Replaces the file: write `PATH.tmp`, fsync it, rename it over PATH, fsync the directory.
     public func save(_ leases: [Lease]) {
         let temporary = path + ".tmp"
         guard writeFile(temporary, Self.format(leases)) else { return }
