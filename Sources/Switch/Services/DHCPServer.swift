@@ -108,7 +108,7 @@ public final class DHCPServer {
         }
         if message.giaddr.rawValue != 0 {
             counters.relayed += 1
-            if relaysLogged.insert(message.giaddr).inserted {
+            if relaysLogged.count < 64, relaysLogged.insert(message.giaddr).inserted {   // one line per relay, bounded
                 Log.info("dhcp: ignoring \(type) for \(mac) relayed by \(message.giaddr): relayed requests are not served")
             }
             return .consumed
