@@ -15,8 +15,9 @@ public final class Dataplane: @unchecked Sendable {
     private var stopped = false
     private var mutex = pthread_mutex_t()
 
-    /// Creates every network's listening sockets under `runDir/NAME/` and its configured ports.
-    public init(runDir: String, networks: [NetworkSpec]) throws(SwitchError) {
+    /// Creates every network's listening sockets under `runDir/NAME/` and its configured ports;
+    /// DHCP leases are kept under `stateDir/NAME/` (in memory only when nil).
+    public init(runDir: String, stateDir: String? = nil, networks: [NetworkSpec]) throws(SwitchError) {
         self.runDir = runDir
         self.specs = networks
         pthread_mutex_init(&mutex, nil)
@@ -33,7 +34,7 @@ public final class Dataplane: @unchecked Sendable {
                 sockets[i].dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
                 sockets[i].streamOffload = try Socket.listenUnix(path: "\(dir)/stream-offload.sock")
             }
-            loop = try ForwardingLoop(specs: networks, sockets: sockets, commands: commands)
+            loop = try ForwardingLoop(specs: networks, sockets: sockets, stateDir: stateDir, commands: commands)
         } catch {
             Self.removeSockets(sockets, runDir: runDir, specs: networks)
             throw error

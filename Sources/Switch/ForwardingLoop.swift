@@ -57,6 +57,9 @@ struct NetworkRuntime {
     var truncated: UInt64 = 0
     /// Frames from new peers refused because the port table was full.
     var portLimit: UInt64 = 0
+    /// The gateway's MAC, whose frames (and multicast) go to the services first; 0 without services.
+    var gatewayMAC: UInt64 = 0
+    var hasServices = false
 }
 
 final class ForwardingLoop {
@@ -99,7 +102,12 @@ final class ForwardingLoop {
     private var lastTick: UInt32 = 0
     private var lastProbe: UInt32 = 0
 
-    init(specs: [NetworkSpec], sockets: [NetworkSockets], commands: CommandQueue) throws(SwitchError) {
+    /// The gateway services of each network (ARP, NDP and echo always; DHCP, DNS, RA as configured).
+    private var services: [NetworkServices?]
+    /// Where services write the frames they answer with, before they are copied into a pool buffer.
+    private let serviceScratch: UnsafeMutableRawBufferPointer
+
+    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, entries: Self.ringEntries)
@@ -122,6 +130,12 @@ final class ForwardingLoop {
                 portList: list, sockets: sockets[i], dgramReceives: receive))
         }
         peersByAddress = Array(repeating: [:], count: specs.count)
+        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir) }
+        for (i, service) in services.enumerated() where service != nil {
+            networks[i].gatewayMAC = service!.gateway.mac.rawValue
+            networks[i].hasServices = true
+        }
+        serviceScratch = .allocate(byteCount: BufferPool.slotSize, alignment: 16)
         eventFD = sw_eventfd()
         guard eventFD >= 0 else { throw SwitchError("eventfd: \(errnoText(-eventFD))") }
         eventValue = .allocate(capacity: 1)
@@ -143,6 +157,7 @@ final class ForwardingLoop {
         segmentBuffers.deallocate()
         segmentLengths.deallocate()
         eventValue.deallocate()
+        serviceScratch.deallocate()
         buffers.destroy()
         pool.destroy()
         close(eventFD)
@@ -162,6 +177,13 @@ final class ForwardingLoop {
             for offload in [false, true] {
                 armDgramReceive(network: n, offload: offload)
                 armAccept(network: n, offload: offload)
+            }
+            if let service = services[n] {
+                for (family, fd) in [service.upstreamIPv4, service.upstreamIPv6].enumerated() where fd >= 0 {
+                    let sqe = ring.sqe()
+                    io_uring_prep_poll_multishot(sqe, fd, UInt32(POLLIN))
+                    sqe.setToken(Token(.serviceSocket, slot: UInt16(n), aux: UInt32(family)))
+                }
             }
         }
         while running {
@@ -193,6 +215,12 @@ final class ForwardingLoop {
     private func tick() {
         lastTick = now
         for n in 0..<specs.count { networks[n].table.age(now: now) }
+        let nanoseconds = monotonicNanoseconds()
+        for (n, service) in services.enumerated() {
+            service?.tick(now: nanoseconds, scratch: serviceScratch) { length, destination in
+                emitServiceFrame(length: length, to: destination, network: n)
+            }
+        }
         if now &- lastProbe >= Self.probeInterval {
             lastProbe = now
             probePeers()
@@ -211,6 +239,7 @@ final class ForwardingLoop {
         case .streamReceive: streamReceiveDone(slot: c.token.slot, result: c.result)
         case .send: sendDone(slot: c.token.slot, result: c.result)
         case .writable: writableDone(slot: c.token.slot)
+        case .serviceSocket: serviceSocketReadable(network: Int(c.token.slot), family: Int(c.token.aux), flags: c.flags)
         case .eventRead: eventDone()
         case .cancel: break
         }
@@ -256,9 +285,14 @@ final class ForwardingLoop {
             _ = net.pointee.table.learn(source, port: s, generation: port.pointee.generation, now: now)
         }
         port.pointee.lastReceive = now
+        let destination = MACAddress(loading: frame)
+        if net.pointee.hasServices && (destination.isMulticast || destination.rawValue == net.pointee.gatewayMAC)
+            && !header.isGSO {
+            if serve(frame: frame, length: length, from: s, network: Int(port.pointee.network)) { return }
+            if destination.rawValue == net.pointee.gatewayMAC { return }  // nobody else is the gateway
+        }
         let original = Frame(buffer: buffer, offset: offset, length: length, header: header)
         defer { releaseVariants() }
-        let destination = MACAddress(loading: frame)
         if !destination.isMulticast, let (out, generation) = net.pointee.table.lookup(destination, now: now),
            ports[Int(out)].generation == generation, ports[Int(out)].isActive {
             if out == s { port.pointee.count(.hairpin); return }
@@ -269,6 +303,50 @@ final class ForwardingLoop {
             let out = net.pointee.portList[i]
             if out != s { deliver(original, to: out, unicast: false) }
         }
+    }
+
+    /// Offers a frame to the network's services; true when they took it.
+    private func serve(frame: UnsafeMutableRawPointer, length: Int, from s: UInt16, network n: Int) -> Bool {
+        guard let service = services[n] else { return false }
+        return service.handle(UnsafeRawBufferPointer(start: frame, count: length), slot: s,
+                              generation: ports[Int(s)].generation, now: monotonicNanoseconds(),
+                              scratch: serviceScratch) { length, destination in
+            emitServiceFrame(length: length, to: destination, network: n)
+        }
+    }
+
+    /// Sends the frame the services wrote into the scratch buffer.
+    private func emitServiceFrame(length: Int, to destination: ServiceDestination, network n: Int) {
+        guard length >= 14, let buffer = pool.allocate() else { return }
+        pool.pointer(buffer, BufferPool.headroom).copyMemory(from: serviceScratch.baseAddress!, byteCount: length)
+        let frame = Frame(buffer: buffer, offset: BufferPool.headroom, length: length, header: .none)
+        switch destination {
+        case .port(let slot, let generation):
+            if ports[Int(slot)].isActive && ports[Int(slot)].generation == generation { deliver(frame, to: slot, unicast: true) }
+        case .flood:
+            let net = networks + n
+            for i in 0..<net.pointee.portCount { deliver(frame, to: net.pointee.portList[i], unicast: false) }
+        }
+        pool.release(buffer)
+    }
+
+    private func serviceSocketReadable(network n: Int, family: Int, flags: UInt32) {
+        guard let service = services[n] else { return }
+        let fd = family == 0 ? service.upstreamIPv4 : service.upstreamIPv6
+        service.upstreamReadable(fd: fd, now: monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
+            emitServiceFrame(length: length, to: destination, network: n)
+        }
+        if flags & CompletionFlag.more == 0 && running {  // the multishot poll ended: arm it again
+            let sqe = ring.sqe()
+            io_uring_prep_poll_multishot(sqe, fd, UInt32(POLLIN))
+            sqe.setToken(Token(.serviceSocket, slot: UInt16(n), aux: UInt32(family)))
+        }
+    }
+
+    private func monotonicNanoseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
     }
 
     /// The largest frame to or from a header-less offload peer (krunkit's 65550-byte buffers).
@@ -1100,8 +1178,9 @@ final class ForwardingLoop {
                     drops: drops, segmented: p.segmented, superFrames: p.superFrames))
             }
             var status = NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
-                                       gateway: spec.gateway.description, mtu: spec.mtu,
-                                       sockets: SocketPaths(), ports: list)
+                                       gateway: spec.gateway.description,
+                                       ipv6Prefix: spec.ipv6Prefix.map { "\($0)/64" }, mtu: spec.mtu,
+                                       sockets: SocketPaths(), ports: list, leases: services[n]?.leaseStatus() ?? [])
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }

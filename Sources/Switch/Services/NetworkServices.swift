@@ -25,15 +25,17 @@ struct DNSFrameClient: Hashable, Sendable {
     var server: IPAddress
 }
 
-/// A host table with no hosts (until DHCP names its clients).
-struct NoHosts: DNSHostTable {
-    func address(of hostname: String) -> IPv4Address? { nil }
+/// The DNS proxy's host table: DHCP clients by host name (none without DHCP).
+struct LeaseHosts: DNSHostTable {
+    let dhcp: DHCPServer?
+    func address(of hostname: String) -> IPv4Address? { dhcp?.hostAddress(named: hostname) }
     func ipv6Address(of hostname: String) -> IPv6Address? { nil }
-    func hostname(of address: IPv4Address) -> String? { nil }
+    func hostname(of address: IPv4Address) -> String? { dhcp?.hostName(for: address) }
 }
 
 final class NetworkServices {
     let gateway: GatewayIdentity
+    let dhcp: DHCPServer?
     private var dns: DNSProxy<DNSFrameClient>?
     /// Where upstream resolvers come from when `upstreamDNS` is not configured.
     private var resolvConf: ResolvConfSource?
@@ -44,9 +46,26 @@ final class NetworkServices {
     private(set) var unanswered: UInt64 = 0
     private var lastResolvCheck: Int64 = 0
 
-    init(spec: NetworkSpec, mac: MACAddress) {
+    /// `stateDir` holds the network's leases (`STATEDIR/NAME/leases`); nil keeps them in memory.
+    init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
         gateway = GatewayIdentity(mac: mac, ipv4: spec.gateway, subnet: spec.subnet, ipv6Prefix: spec.ipv6Prefix,
                                   mtu: spec.mtu, domain: spec.domain, routesBeyondHost: spec.mode == .shared)
+        if spec.services.dhcp {
+            var store: FileLeaseStore? = nil
+            if let stateDir {
+                let dir = "\(stateDir)/\(spec.name)"
+                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
+                    Log.warning("network \(spec.name): cannot create \(dir): \(errnoText(errno)); leases are not saved")
+                } else {
+                    store = FileLeaseStore(path: "\(dir)/leases")
+                }
+            }
+            let range = spec.services.dhcpRange ?? Self.defaultRange(spec.subnet, gateway: spec.gateway)
+            dhcp = DHCPServer(gateway: gateway, range: range, leaseTime: spec.services.leaseTime,
+                              reservations: spec.services.reservations, store: store)
+        } else {
+            dhcp = nil
+        }
         if spec.services.dnsProxy {
             let own = ResolvConf.addresses(of: gateway)
             var upstreams: [UpstreamAddress]
@@ -64,7 +83,7 @@ final class NetworkServices {
                 upstreams = source.currentUpstreams()
             }
             if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
-                dns = DNSProxy(config: config, hostTable: NoHosts())
+                dns = DNSProxy(config: config, hostTable: LeaseHosts(dhcp: dhcp))
                 upstreamIPv4 = Self.udpSocket(AF_INET)
                 upstreamIPv6 = Self.udpSocket(AF_INET6)
             } else {
@@ -76,6 +95,13 @@ final class NetworkServices {
     deinit {
         if upstreamIPv4 >= 0 { close(upstreamIPv4) }
         if upstreamIPv6 >= 0 { close(upstreamIPv6) }
+    }
+
+    /// DESIGN §5: second host .. last host, without the gateway (when it is the first host the
+    /// range starts after it; a gateway elsewhere is excluded by the DHCP server itself).
+    static func defaultRange(_ subnet: IPv4Subnet, gateway: IPv4Address) -> ClosedRange<IPv4Address> {
+        let first = IPv4Address(rawValue: subnet.firstHost.rawValue + 1)
+        return first...subnet.lastHost
     }
 
     private static func udpSocket(_ family: Int32) -> Int32 {
@@ -96,6 +122,15 @@ final class NetworkServices {
     func handle(_ frame: UnsafeRawBufferPointer, slot: UInt16, generation: UInt16, now: Int64,
                 scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) -> Bool {
         let back = ServiceDestination.port(slot: slot, generation: generation)
+        if let dhcp {
+            switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock()) {
+            case .notMine: break
+            case .consumed: return true
+            case .reply(let n):
+                emit(n, back)
+                return true
+            }
+        }
         guard let segment = GatewayFrames.segment(in: frame), isGateway(segment.destination),
               segment.destinationPort == 53 else { return false }
         guard let dns else { return false }
@@ -215,6 +250,22 @@ final class NetworkServices {
                 Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
                 perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
             }
+        }
+    }
+}
+
+extension NetworkServices {
+    /// Seconds since the Unix epoch (lease expiry is wall-clock time, kept across restarts).
+    static func wallClock() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec)
+    }
+
+    /// The network's leases for `status` and `switchd leases`.
+    func leaseStatus() -> [LeaseStatus] {
+        (dhcp?.leases(now: Self.wallClock()) ?? []).map {
+            LeaseStatus(mac: $0.mac.description, ip: $0.ip.description, hostname: $0.hostname, expires: $0.expires)
         }
     }
 }

@@ -17,6 +17,7 @@ enum Operation: UInt8 {
     case eventRead
     case cancel
     case writable
+    case serviceSocket
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).

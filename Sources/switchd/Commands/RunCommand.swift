@@ -46,7 +46,7 @@ struct RunCommand: SwitchdCommand {
         let server = try ControlServer(path: Paths.controlSocket(runDir: runDir), group: config.controlGroup)
         let dataplane: Dataplane
         do {
-            dataplane = try Dataplane(runDir: runDir, networks: config.networks)
+            dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, networks: config.networks)
             do {
                 try dataplane.start()
             } catch {
