@@ -11,7 +11,8 @@
 //   broadcast or unspecified source (RFC 1122 §3.2.2.6; RFC 4443 §4.2) is consumed and counted
 //   in `malformed`; a fragment (nothing is reassembled) or a request whose reply does not fit the
 //   reply buffer is consumed and counted in `dropped`.
-// - Other ICMP types and other protocols to the gateway are not mine. With `isolated` false (the
+// - Other ICMP types and other protocols to the gateway are not mine, and so is an IPv6 frame cut
+//   before its ICMPv6 type (it could be anything; a cut Neighbor Solicitation is the NDP responder's). With `isolated` false (the
 //   host stack owns the gateway address) nothing is mine.
 import Proto
 
@@ -107,8 +108,15 @@ public struct EchoResponder: Sendable {
         guard let global, frame.count >= UntaggedFrame.ipv6Payload else { return .notMine }
         let destination = frame.ipv6Address(at: UntaggedFrame.ipv6Destination)
         guard destination == linkLocal || destination == global else { return .notMine }
+        // ICMPv6 right after the fixed header is the usual case: look at the type before judging
+        // the rest, so a broken Neighbor Solicitation stays the NDP responder's.
+        let direct = frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue
+        if direct {
+            guard frame.count > UntaggedFrame.ipv6Payload,
+                  frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.echoRequest.rawValue else { return .notMine }
+        }
         guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)),
-              let upper = ip.upperLayer() else { return count(malformed: true) }
+              let upper = ip.upperLayer() else { return direct ? count(malformed: true) : .notMine }
         guard upper.protocol == .icmpv6 else { return .notMine }
         guard upper.fragment == nil else { return count(malformed: false) }
         guard let request = ICMPv6Message(validating: ip.bytes.bytes(from: upper.offset)) else { return count(malformed: true) }
