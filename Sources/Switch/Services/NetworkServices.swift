@@ -36,6 +36,13 @@ struct LeaseHosts: DNSHostTable {
 final class NetworkServices {
     let gateway: GatewayIdentity
     let dhcp: DHCPServer?
+    private var arp: ARPResponder
+    private var ndp: NDPResponder
+    private var echo: EchoResponder
+    /// Router advertisements (nil with `ipv6: false` or `routerAdvertisement: false`).
+    private var router: RouterAdvertiser?
+    /// When the next unsolicited RA is due (monotonic seconds).
+    private var nextAdvertisement: Double = 0
     private var dns: DNSProxy<DNSFrameClient>?
     /// Where upstream resolvers come from when `upstreamDNS` is not configured.
     private var resolvConf: ResolvConfSource?
@@ -50,6 +57,12 @@ final class NetworkServices {
     init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
         gateway = GatewayIdentity(mac: mac, ipv4: spec.gateway, subnet: spec.subnet, ipv6Prefix: spec.ipv6Prefix,
                                   mtu: spec.mtu, domain: spec.domain, routesBeyondHost: spec.mode == .shared)
+        arp = ARPResponder(gateway: gateway)
+        ndp = NDPResponder(gateway: gateway)
+        echo = EchoResponder(gateway: gateway, isolated: spec.mode == .isolated)
+        if spec.services.ipv6 && spec.services.routerAdvertisement && gateway.ipv6Prefix != nil {
+            router = RouterAdvertiser(gateway: gateway)
+        }
         if spec.services.dhcp {
             var store: FileLeaseStore? = nil
             if let stateDir {
@@ -122,6 +135,33 @@ final class NetworkServices {
     func handle(_ frame: UnsafeRawBufferPointer, slot: UInt16, generation: UInt16, now: Int64,
                 scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) -> Bool {
         let back = ServiceDestination.port(slot: slot, generation: generation)
+        // Cheapest first: each looks at the EtherType and a few bytes before anything else.
+        switch arp.respond(to: frame, into: scratch) {
+        case .notMine: break
+        case .consumed: return true
+        case .reply(let n): emit(n, back); return true
+        }
+        switch ndp.respond(to: frame, into: scratch) {
+        case .notMine: break
+        case .consumed: return true
+        case .reply(let n): emit(n, back); return true
+        }
+        if router != nil {
+            switch router!.respond(to: frame, into: scratch, now: Self.seconds(now)) {
+            case .notMine: break
+            case .consumed: return true
+            case .reply(let n):
+                // An answer to an unspecified source goes to all nodes (the RA is addressed so).
+                let destination = MACAddress(loading: scratch.baseAddress!)
+                emit(n, destination.isMulticast ? .flood : back)
+                return true
+            }
+        }
+        switch echo.respond(to: frame, into: scratch) {
+        case .notMine: break
+        case .consumed: return true
+        case .reply(let n): emit(n, back); return true
+        }
         if let dhcp {
             switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock()) {
             case .notMine: break
@@ -239,8 +279,21 @@ final class NetworkServices {
         }
     }
 
-    /// Periodic work: DNS timeouts, and the host's resolv.conf when it changed (checked every 2 s).
+    private static func seconds(_ nanoseconds: Int64) -> Double { Double(nanoseconds) / 1e9 }
+
+    /// Periodic work: unsolicited router advertisements (RFC 4861 §6.2.4 timing), DNS timeouts,
+    /// and the host's resolv.conf when it changed (checked every 2 s).
     func tick(now: Int64, scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) {
+        if router != nil {
+            let seconds = Self.seconds(now)
+            if nextAdvertisement == 0 {
+                nextAdvertisement = router!.nextUnsolicited(after: seconds, random: Double.random(in: 0..<1))
+            } else if seconds >= nextAdvertisement {
+                let n = router!.unsolicited(into: scratch)
+                if n > 0 { emit(n, .flood) }
+                nextAdvertisement = router!.nextUnsolicited(after: seconds, random: Double.random(in: 0..<1))
+            }
+        }
         guard dns != nil else { return }
         perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit)
         if let resolvConf, now - lastResolvCheck >= 2_000_000_000 {
