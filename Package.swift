@@ -32,11 +32,13 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
-        .testTarget(name: "ProtoTests", dependencies: ["Proto"], exclude: ["Segmentation/check_segments.py"],
+        // Test-only helpers shared by the test targets (the scapy checkers).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ProtoTests", dependencies: ["Proto", "TestSupport"], exclude: ["Segmentation/check_segments.py"],
                     resources: [.copy("Golden")]),
         // Test-only: counts heap allocations of one thread (interposes malloc in the test binary).
         .target(name: "CMallocCounter"),
-        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto", "CMallocCounter"]),
+        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto", "CMallocCounter", "TestSupport"]),
         .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "Proto"]),
     ],
     swiftLanguageModes: [.v5]

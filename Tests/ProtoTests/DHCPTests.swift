@@ -1,4 +1,5 @@
 // DHCPMessage: parse and emit against scapy's golden DHCP frames (make_dhcp_golden.py), and what parse rejects.
+import TestSupport
 import XCTest
 @testable import Proto
 

@@ -1,4 +1,5 @@
 // DHCPServer against scapy's golden request/reply pairs (make_dhcp_golden.py), byte for byte, then checked by scapy.
+import TestSupport
 import XCTest
 import Proto
 @testable import Switch

@@ -1,4 +1,5 @@
 // DHCPServer behaviour: stable addresses, reservations, no sharing, quarantine, exhaustion, NAKs, names, malformed input.
+import TestSupport
 import XCTest
 import Proto
 @testable import Switch

@@ -1,5 +1,6 @@
 // Helpers for the DHCP server tests: the network of make_dhcp_golden.py, client frames, a recording store, scapy.
 import Foundation
+import TestSupport
 import XCTest
 import Proto
 @testable import Switch
@@ -137,45 +138,12 @@ func makeTemporaryDirectory() throws -> URL {
 
 /// Runs ProtoTests/Golden/check_dhcp_replies.py (scapy) over reply frames and their expectations.
 enum DHCPScapy {
-    static let python = "/usr/bin/python3"
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ProtoTests/Golden/check_dhcp_replies.py").path
-
-    static let available = FileManager.default.isExecutableFile(atPath: python)
-        && (try? run([python, "-c", "import scapy.all"]).status) == 0
-
-    /// Throws XCTSkip when python3 or scapy is missing, unless CI=true (then the test fails).
-    static func require() throws {
-        guard !available else { return }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("\(python) with scapy is required when CI=true")
-        }
-        throw XCTSkip("\(python) with scapy not available")
-    }
+    static let script = Scapy.script("ProtoTests/Golden/check_dhcp_replies.py")
 
     /// Writes the manifest and runs the checker once over every case.
     static func check(_ cases: [[String: Any]], file: StaticString = #filePath, line: UInt = #line) throws {
-        try require()
-        let directory = try makeTemporaryDirectory()
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let manifest = directory.appendingPathComponent("replies.json")
-        try JSONSerialization.data(withJSONObject: cases, options: [.prettyPrinted]).write(to: manifest)
-        let result = try run([python, script, manifest.path])
-        XCTAssertEqual(result.status, 0, "check_dhcp_replies.py reported problems:\n\(result.output)", file: file, line: line)
-        XCTAssertTrue(result.output.contains("\(cases.count) cases, 0 problems"), result.output, file: file, line: line)
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Scapy.check(script: script, manifest: try JSONSerialization.data(withJSONObject: cases, options: [.prettyPrinted]),
+                        cases: cases.count, file: file, line: line)
     }
 }
 

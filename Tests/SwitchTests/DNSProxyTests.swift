@@ -1,5 +1,6 @@
 // DNSProxy: local answers, forwarding with ID rewrite, retries, SERVFAIL, and malformed input, as bytes.
 import Foundation
+import TestSupport
 import XCTest
 import Proto
 @testable import Switch
@@ -384,47 +385,17 @@ struct DNSFuzzGenerator {
 
 /// Runs Tests/ProtoTests/Golden/check_dns.py (scapy) over replies the tests produce.
 enum DNSScapy {
-    static let python = "/usr/bin/python3"
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("ProtoTests/Golden/check_dns.py").path
+    static let script = Scapy.script("ProtoTests/Golden/check_dns.py")
 
-    static let scapyAvailable = FileManager.default.isExecutableFile(atPath: python)
-        && (try? run([python, "-c", "import scapy.all"]).status) == 0
-
-    /// Throws XCTSkip when python3 or scapy is missing, unless CI=true (then the test fails).
-    static func requireScapy() throws {
-        guard !scapyAvailable else { return }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("\(python) with scapy is required when CI=true")
-            throw XCTSkip("scapy missing")
-        }
-        throw XCTSkip("\(python) with scapy not available")
-    }
+    static func requireScapy() throws { try Scapy.require() }
 
     static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        bytes.hex
     }
 
     /// Writes the cases to a manifest and runs check_dns.py once over it.
     static func check(_ cases: [[String: Any]], file: StaticString = #filePath, line: UInt = #line) throws {
-        let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("switchd-dns-\(UUID().uuidString).json")
-        try JSONSerialization.data(withJSONObject: cases).write(to: manifest)
-        defer { try? FileManager.default.removeItem(at: manifest) }
-        let result = try run([python, script, manifest.path])
-        XCTAssertEqual(result.status, 0, "check_dns.py reported problems:\n\(result.output)", file: file, line: line)
-        XCTAssertTrue(result.output.contains("\(cases.count) cases, 0 problems"), result.output, file: file, line: line)
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Scapy.check(script: script, manifest: try JSONSerialization.data(withJSONObject: cases), cases: cases.count,
+                        file: file, line: line)
     }
 }

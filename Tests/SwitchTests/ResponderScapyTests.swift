@@ -1,6 +1,7 @@
 // The responders' replies checked by scapy (ProtoTests/Golden/responders.py check), an implementation independent of ours.
 import Foundation
 import Proto
+import TestSupport
 import XCTest
 @testable import Switch
 
@@ -14,41 +15,14 @@ final class ResponderScapyTests: XCTestCase {
         var mtu = 1500
     }
 
-    static let python = "/usr/bin/python3"
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../ProtoTests/Golden/responders.py").standardized.path
-
-    static let scapyAvailable = FileManager.default.isExecutableFile(atPath: python)
-        && (try? run([python, "-c", "import scapy.all"]).status) == 0
-
-    /// Throws XCTSkip when python3 or scapy is missing, unless CI=true (then the test fails).
-    static func requireScapy() throws {
-        guard !scapyAvailable else { return }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("\(python) with scapy is required when CI=true")
-        }
-        throw XCTSkip("\(python) with scapy not available")
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
+    static let script = Scapy.script("ProtoTests/Golden/responders.py")
 
     /// Runs the checker over `cases`; returns its exit status and output.
     private func check(_ cases: [Case]) throws -> (status: Int32, output: String) {
         let manifest = FileManager.default.temporaryDirectory.appendingPathComponent("switchd-responders-\(UUID().uuidString).json")
         try JSONEncoder().encode(cases).write(to: manifest)
         defer { try? FileManager.default.removeItem(at: manifest) }
-        return try Self.run([Self.python, Self.script, "check", manifest.path])
+        return try Scapy.run([Scapy.python, Self.script, "check", manifest.path])
     }
 
     /// What our responders produce for every golden request, and two unsolicited advertisements.
@@ -79,7 +53,7 @@ final class ResponderScapyTests: XCTestCase {
     }
 
     func testScapyAcceptsEveryReply() throws {
-        try Self.requireScapy()
+        try Scapy.require()
         let cases = ourReplies()
         XCTAssertEqual(cases.count, ResponderGolden.pairs.count + 2)
         let result = try check(cases)
@@ -89,7 +63,7 @@ final class ResponderScapyTests: XCTestCase {
 
     /// The checker is not vacuous: replies broken in ways the byte comparison would also catch are reported.
     func testScapyRejectsBrokenReplies() throws {
-        try Self.requireScapy()
+        try Scapy.require()
         var broken: [Case] = []
         for var c in ourReplies() {
             var reply = hexBytes(c.reply)

@@ -1,5 +1,6 @@
 // Runs check_segments.py (scapy, an implementation independent of Proto) over pcaps the tests write.
 import Foundation
+import TestSupport
 import XCTest
 
 /// One case for check_segments.py; see the script's docstring for what each kind checks.
@@ -25,27 +26,11 @@ struct ScapyCase: Encodable {
 }
 
 enum ScapyChecker {
-    static let python = "/usr/bin/python3"
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("check_segments.py").path
-
-    /// Whether python3 can import scapy; asked once per test run.
-    static let scapyAvailable = FileManager.default.isExecutableFile(atPath: python)
-        && (try? run([python, "-c", "import scapy.all"]).status) == 0
-
-    /// Throws XCTSkip when python3 or scapy is missing, unless CI=true (then the test fails).
-    static func requireScapy() throws {
-        guard !scapyAvailable else { return }
-        if ProcessInfo.processInfo.environment["CI"] == "true" {
-            XCTFail("\(python) with scapy is required when CI=true")
-            throw XCTSkip("scapy missing")
-        }
-        throw XCTSkip("\(python) with scapy not available")
-    }
+    static let script = Scapy.script("ProtoTests/Segmentation/check_segments.py")
 
     /// Writes the pcaps, payloads and manifest to a temporary directory and runs the script once.
     static func check(_ cases: [ScapyCase], file: StaticString = #filePath, line: UInt = #line) throws {
-        try requireScapy()
+        try Scapy.require()
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("switchd-segmentation-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -59,23 +44,6 @@ enum ScapyChecker {
             try Data(written[index].expectedPayload).write(to: payload)
             written[index].payload = payload.path
         }
-        let manifest = directory.appendingPathComponent("manifest.json")
-        try JSONEncoder().encode(written).write(to: manifest)
-        let result = try run([python, script, manifest.path])
-        XCTAssertEqual(result.status, 0, "check_segments.py reported problems:\n\(result.output)", file: file, line: line)
-        XCTAssertTrue(result.output.contains("\(cases.count) cases, 0 problems"), result.output, file: file, line: line)
-    }
-
-    static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: arguments[0])
-        process.arguments = Array(arguments.dropFirst())
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try Scapy.check(script: script, manifest: try JSONEncoder().encode(written), cases: cases.count, file: file, line: line)
     }
 }
