@@ -286,9 +286,9 @@ final class ForwardingLoop {
         }
         port.pointee.lastReceive = now
         let destination = MACAddress(loading: frame)
-        if net.pointee.hasServices && (destination.isMulticast || destination.rawValue == net.pointee.gatewayMAC)
-            && !header.isGSO {
-            if serve(frame: frame, length: length, from: s, network: Int(port.pointee.network)) { return }
+        if net.pointee.hasServices && (destination.isMulticast || destination.rawValue == net.pointee.gatewayMAC) {
+            // Super-frames are bulk TCP/UDP, never a service request.
+            if !header.isGSO && serve(frame: frame, length: length, from: s, network: Int(port.pointee.network)) { return }
             if destination.rawValue == net.pointee.gatewayMAC { return }  // nobody else is the gateway
         }
         let original = Frame(buffer: buffer, offset: offset, length: length, header: header)
@@ -328,6 +328,7 @@ final class ForwardingLoop {
             for i in 0..<net.pointee.portCount { deliver(frame, to: net.pointee.portList[i], unicast: false) }
         }
         pool.release(buffer)
+        releaseVariants()  // copies made for plain ports, if any
     }
 
     private func serviceSocketReadable(network n: Int, family: Int, flags: UInt32) {
