@@ -295,7 +295,8 @@ final class NetworkServices {
             }
         }
         guard dns != nil else { return }
-        perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit)
+        // Only with queries outstanding: housekeeping on the forwarding thread allocates nothing.
+        if dns!.outstandingCount > 0 { perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit) }
         if let resolvConf, now - lastResolvCheck >= 2_000_000_000 {
             lastResolvCheck = now
             let upstreams = resolvConf.currentUpstreams()

@@ -62,13 +62,18 @@ public final class ResolvConfSource {
     public init(path: String = "/etc/resolv.conf", excluding excluded: [UpstreamAddress] = []) {
         self.path = path
         self.excluded = excluded
+        cPath = path.utf8CString
     }
+
+    /// The path as a C string, made once: passing `path` to stat(2) converted it on every call,
+    /// an allocation each time on the forwarding thread.
+    private let cPath: ContiguousArray<CChar>
 
     /// The upstreams the file lists now, minus the excluded hosts; empty when the file is missing
     /// or unreadable. Costs one stat(2) when the file has not changed.
     public func currentUpstreams() -> [UpstreamAddress] {
         var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard cPath.withUnsafeBufferPointer({ stat($0.baseAddress!, &info) }) == 0 else {
             identity = nil
             cached = []
             return cached
