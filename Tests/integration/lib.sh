@@ -274,6 +274,31 @@ it_tap_ready() {
     it_addr "$ns" "$tap" "$cidr"
 }
 
+# it_two_tap_lab HOST_A HOST_B: the world most tests start from. Namespaces NS_A and NS_B, each
+# on a `tap` port (TAP_A, TAP_B) of one isolated network `lab` on 10.77.0.0/24, switchd started
+# with it, the TAPs addressed 10.77.0.HOST_A and .HOST_B, and a first ping between them.
+it_two_tap_lab() {
+    NS_A=$(it_name a) NS_B=$(it_name b)
+    TAP_A=$(it_name ta) TAP_B=$(it_name tb)
+    it_netns "$NS_A"
+    it_netns "$NS_B"
+    cat >"$IT_TMP/switchd.yaml" <<EOF
+networks:
+  lab:
+    mode: isolated
+    subnet: 10.77.0.0/24
+    ports:
+      - {tap: $TAP_A, netns: $NS_A}
+      - {tap: $TAP_B, netns: $NS_B}
+EOF
+    it_start_switchd "$IT_TMP/switchd.yaml"
+    it_wait_socket "$RUN_DIR/lab/dgram.sock"
+    it_wait_socket "$RUN_DIR/lab/stream.sock"
+    it_tap_ready "$NS_A" "$TAP_A" "10.77.0.$1/24"
+    it_tap_ready "$NS_B" "$TAP_B" "10.77.0.$2/24"
+    it_ping "$NS_A" "10.77.0.$2" 2
+}
+
 # it_ping NS ADDR [COUNT]: wait (up to 10 s) for a first reply, then COUNT replies in a row.
 it_ping() {
     local ns=$1 addr=$2 count=${3:-3}

@@ -9,28 +9,9 @@ it_require_netns
 it_require_cmd iperf3 ping
 it_require_switchd
 
-NS_A=$(it_name a) NS_B=$(it_name b)
-TAP_A=$(it_name ta) TAP_B=$(it_name tb)
 STALL_MAC=02:00:5e:77:00:99
 STALL_IP=10.77.0.99
-it_netns "$NS_A"
-it_netns "$NS_B"
-
-cat >"$IT_TMP/switchd.yaml" <<EOF
-networks:
-  lab:
-    mode: isolated
-    subnet: 10.77.0.0/24
-    queueFrames: 256
-    ports:
-      - {tap: $TAP_A, netns: $NS_A}
-      - {tap: $TAP_B, netns: $NS_B}
-EOF
-it_start_switchd "$IT_TMP/switchd.yaml"
-it_wait_socket "$RUN_DIR/lab/dgram.sock"
-it_tap_ready "$NS_A" "$TAP_A" 10.77.0.41/24
-it_tap_ready "$NS_B" "$TAP_B" 10.77.0.42/24
-it_ping "$NS_A" 10.77.0.42 2
+it_two_tap_lab 41 42  # queueFrames: the default, 256
 
 it_bg "$IT_TMP/stalled.log" "$PY" "$IT_DIR/stalled_peer.py" "$IT_TMP/stalled.sock" \
     "$RUN_DIR/lab/dgram.sock" "$STALL_MAC" "$STALL_IP"

@@ -7,26 +7,7 @@ it_require_netns
 it_require_cmd ping
 it_require_switchd
 
-NS_A=$(it_name a) NS_B=$(it_name b)
-TAP_A=$(it_name ta) TAP_B=$(it_name tb)
-it_netns "$NS_A"
-it_netns "$NS_B"
-
-cat >"$IT_TMP/switchd.yaml" <<EOF
-networks:
-  lab:
-    mode: isolated
-    subnet: 10.77.0.0/24
-    mtu: 1500
-    ports:
-      - {tap: $TAP_A, netns: $NS_A}
-      - {tap: $TAP_B, netns: $NS_B}
-EOF
-it_start_switchd "$IT_TMP/switchd.yaml"
-it_wait_socket "$RUN_DIR/lab/stream.sock"
-it_tap_ready "$NS_A" "$TAP_A" 10.77.0.51/24
-it_tap_ready "$NS_B" "$TAP_B" 10.77.0.52/24
-it_ping "$NS_A" 10.77.0.52 2
+it_two_tap_lab 51 52  # MTU: the default, 1500
 
 # Keep traffic flowing while the bad clients come and go.
 it_bg "$IT_TMP/bgping.log" ip netns exec "$NS_A" ping -n -i 0.05 10.77.0.52
