@@ -4,7 +4,8 @@
 // forwarding thread never sees a string key.
 import Proto
 
-/// How a network reaches the host and beyond (DESIGN §1). Only `isolated` has a dataplane so far.
+/// How a network reaches the host and beyond (DESIGN §1): `host` and `shared` have an uplink TAP in
+/// switchd's namespace and an nftables table; `isolated` has neither.
 public enum NetworkMode: String, Sendable, Codable, CaseIterable {
     case isolated, host, shared
 }
@@ -53,6 +54,11 @@ public struct NetworkSpec: Sendable, Equatable {
     public var queueFrames: Int
     public var ports: [PortSpec]
     public var services = ServicesSpec()
+    /// `shared` only: masquerade the subnet (NAT44) and the IPv6 prefix (NAT66) to the outside.
+    public var nat44 = true
+    public var nat66 = true
+    /// The uplink interface of `host`/`shared`; nil: `sw-NAME`.
+    public var interface: String? = nil
 
     public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
                 mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
@@ -67,6 +73,9 @@ public struct NetworkSpec: Sendable, Equatable {
         self.queueFrames = queueFrames
         self.ports = ports
     }
+
+    /// The uplink interface's name in `host` and `shared` modes; nil in `isolated` mode.
+    public var uplink: String? { mode == .isolated ? nil : interface ?? "sw-\(name)" }
 
     /// The DNS domain of the network's DHCP clients.
     public var domain: String { services.domain ?? "\(name).internal" }
