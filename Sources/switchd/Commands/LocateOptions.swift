@@ -13,7 +13,8 @@ struct LocateOptions: ParsableArguments {
     func controlSocket(env: Environment = .current) throws -> String {
         var configRunDir: String?
         if runDir == nil, let config {
-            configRunDir = try Config.load(file: config).runDir
+            // Only runDir is wanted: the running daemon's own uplinks exist, which is no mistake here.
+            configRunDir = try Config.load(file: config, interfaceInUse: { _ in false }).runDir
         }
         return Paths.controlSocket(runDir: try Paths.runDir(flag: runDir, config: configRunDir, env: env))
     }

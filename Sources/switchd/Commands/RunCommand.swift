@@ -8,7 +8,8 @@ struct RunCommand: SwitchdCommand {
         commandName: "run",
         abstract: "Run the switch in the foreground.",
         discussion: """
-        Without --config, runs one isolated network named default on 192.168.109.0/24. \
+        Without --config, runs Lima's default networks: shared (mode shared) on 192.168.107.0/24 \
+        and host (mode host) on 192.168.108.0/24. \
         SIGTERM or SIGINT shut down cleanly; SIGHUP will reload the configuration (not implemented yet).
         """
     )
@@ -32,10 +33,6 @@ struct RunCommand: SwitchdCommand {
 
         let env = Environment.current
         let config = try config.map { try Config.load(file: $0) } ?? .builtIn
-        if !config.inertKeys.isEmpty {
-            Log.notice("accepted but no effect yet (the host/shared uplink is still to come): "
-                       + config.inertKeys.joined(separator: ", "))
-        }
         let runDir = try Paths.runDir(flag: runDir, config: config.runDir, env: env)
         let stateDir = try Paths.stateDir(flag: stateDir, config: config.stateDir, env: env)
         try Paths.checkSocketPaths(runDir: runDir, networks: config.networks)

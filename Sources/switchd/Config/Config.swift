@@ -12,17 +12,19 @@ struct Config: Equatable {
     var stateDir: String?
     /// Group allowed to use the control socket (DESIGN §6).
     var controlGroup: String?
-    /// Key names that were present and checked but have no effect yet (the gateway services), sorted.
-    var inertKeys: [String] = []
 
-    /// Used when no file is given. DESIGN §5 names Lima's vmnet defaults (shared and host), which need the
-    /// uplink port; until that exists the default is one isolated network.
+    /// Used when no file is given: Lima's vmnet defaults (DESIGN §5), every other setting at its default.
     static let builtIn = Config(networks: [
-        NetworkSpec(name: "default", mode: .isolated, subnet: IPv4Subnet("192.168.109.0/24")!),
+        NetworkSpec(name: "shared", mode: .shared, subnet: IPv4Subnet("192.168.107.0/24")!),
+        NetworkSpec(name: "host", mode: .host, subnet: IPv4Subnet("192.168.108.0/24")!),
     ])
 
-    /// Reads and checks `file`.
-    static func load(file: String) throws(ConfigError) -> Config {
+    /// Whether an interface of that name exists on the machine, the default check of `interfaceInUse`.
+    /// A daemon that reloads passes a check that leaves out the uplinks it created itself.
+    static func interfaceExists(_ name: String) -> Bool { if_nametoindex(name) != 0 }
+
+    /// Reads and checks `file`; `interfaceInUse` as in `parse`.
+    static func load(file: String, interfaceInUse: (String) -> Bool = interfaceExists) throws(ConfigError) -> Config {
         guard access(file, R_OK) == 0 else {
             throw ConfigError(file: file, line: nil, key: "", reason: "cannot read: \(String(cString: strerror(errno)))")
         }
@@ -32,12 +34,14 @@ struct Config: Equatable {
         guard let text = String(data: data, encoding: .utf8) else {
             throw ConfigError(file: file, line: nil, key: "", reason: "is not UTF-8 text")
         }
-        return try parse(yaml: text, file: file)
+        return try parse(yaml: text, file: file, interfaceInUse: interfaceInUse)
     }
 
     /// Parses our format (top-level `networks:`) or Lima's `networks.yaml` (top-level `vmnet:`).
-    /// `file` is only used in error messages.
-    static func parse(yaml: String, file: String) throws(ConfigError) -> Config {
+    /// `file` is only used in error messages. `interfaceInUse` says whether an interface exists on the machine
+    /// and is not one of ours: the uplink of a host or shared network (given or the default `sw-NAME`) must not be.
+    static func parse(yaml: String, file: String, interfaceInUse: (String) -> Bool = interfaceExists)
+        throws(ConfigError) -> Config {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -70,25 +74,36 @@ struct Config: Equatable {
         guard let networks else {
             throw ConfigError(file: file, line: root.mark?.line, key: "networks", reason: "is required (or vmnet: in Lima's networks.yaml)")
         }
-        var inert: Set<String> = []
+        var parsed: [ParsedNetwork] = []
         for (name, key, value) in try networks.mapping() {
             if let problem = Names.networkProblem(name) { throw key.error(problem) }
-            let parsed = try NetworkParser.parse(name: name, key: key, value: value)
-            config.networks.append(parsed.spec)
-            inert.formUnion(parsed.inertKeys)
+            parsed.append(ParsedNetwork(spec: try NetworkParser.parse(name: name, key: key, value: value), key: key, value: value))
         }
-        guard !config.networks.isEmpty else { throw networks.error("defines no networks") }
-        try checkAcrossNetworks(networks)
-        config.inertKeys = inert.sorted()
+        guard !parsed.isEmpty else { throw networks.error("defines no networks") }
+        try checkAcrossNetworks(parsed)
+        // Last, so that a file's own mistakes are reported the same way on every machine.
+        for network in parsed {
+            guard let uplink = network.spec.uplink, interfaceInUse(uplink) else { continue }
+            throw network.uplinkPlace.error("interface \(uplink) already exists (not created by this switchd); "
+                                             + "choose another with interface:")
+        }
+        config.networks = parsed.map(\.spec)
         return config
     }
 
-    /// Subnets must not overlap and each interface may be used by one port only.
-    private static func checkAcrossNetworks(_ networks: ConfigValue) throws(ConfigError) {
+    /// Subnets must not overlap, and each interface name (uplinks, `tap` and `link` ports) may be used once.
+    private static func checkAcrossNetworks(_ networks: [ParsedNetwork]) throws(ConfigError) {
         var subnets: [(subnet: IPv4Subnet, path: String, line: Int?)] = []
-        var interfaces: [String: String] = [:]
-        for (_, _, value) in try networks.mapping() {
-            for (key, _, item) in try value.mapping() {
+        // Every use of an interface name, to be checked in file order: `place` locates the error, `owner` names it.
+        var claims: [(interface: String, place: ConfigValue, owner: String, isDefaultUplink: Bool)] = []
+        for network in networks {
+            if let uplink = network.spec.uplink {
+                let place = network.uplinkPlace
+                let isDefault = network.spec.interface == nil
+                claims.append((uplink, place, isDefault ? "the uplink of \(network.key.path) (default sw-NAME)" : place.path,
+                               isDefault))
+            }
+            for (key, _, item) in try network.value.mapping() {
                 if key == "subnet", let subnet = IPv4Subnet(try item.string()) {
                     if let other = subnets.first(where: { $0.subnet.overlaps(subnet) }) {
                         throw item.error("\(subnet) overlaps \(other.path) \(other.subnet)" + (other.line.map { " (line \($0))" } ?? ""))
@@ -98,15 +113,38 @@ struct Config: Equatable {
                 if key == "ports" {
                     for port in try item.sequence() {
                         for (portKey, _, name) in try port.mapping() where portKey == "tap" || portKey == "link" {
-                            let interface = try name.string()
-                            if let other = interfaces[interface] {
-                                throw name.error("interface \(interface) is already used by \(other)")
-                            }
-                            interfaces[interface] = name.path
+                            claims.append((try name.string(), name, name.path, false))
                         }
                     }
                 }
             }
+        }
+        var owners: [String: String] = [:]
+        for claim in claims.enumerated().sorted(by: { ($0.element.place.line ?? 0, $0.offset) < ($1.element.place.line ?? 0, $1.offset) })
+            .map(\.element) {
+            if let other = owners[claim.interface] {
+                throw claim.place.error(claim.isDefaultUplink
+                    ? "the default uplink \(claim.interface) is already used by \(other); choose another with interface:"
+                    : "interface \(claim.interface) is already used by \(other)")
+            }
+            owners[claim.interface] = claim.owner
+        }
+    }
+
+    /// A network's spec with the YAML it came from, for the checks across networks.
+    private struct ParsedNetwork {
+        let spec: NetworkSpec
+        /// The network's name.
+        let key: ConfigValue
+        /// Its settings, a map.
+        let value: ConfigValue
+
+        /// Where the uplink's name comes from: the `interface` value if given, else the network's name
+        /// (key `NAME.interface` all the same).
+        var uplinkPlace: ConfigValue {
+            // The settings were read as a map already, so `mapping()` cannot fail here.
+            let given = (try? value.mapping())?.first { $0.name == "interface" }?.value
+            return ConfigValue(node: given?.node ?? key.node, path: key.path + ".interface", file: key.file)
         }
     }
 

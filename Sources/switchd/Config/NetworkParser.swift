@@ -5,14 +5,12 @@ import Switch
 
 /// Reads one entry of `networks:` (or Lima's `vmnet:`), applying defaults and checking every value.
 enum NetworkParser {
-    /// Keys that shape the dataplane and its services today.
-    static let activeKeys: Set<String> = [
+    /// Every key of a network (DESIGN §5).
+    static let keys: Set<String> = [
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
-        "ipv6", "ipv6Prefix", "routerAdvertisement",
+        "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface",
     ]
-    /// Keys of the uplink (host/shared modes): checked now, used once that lands.
-    static let inertKeys: Set<String> = ["nat44", "nat66", "interface"]
 
     static let prefixLengths = 16...29
     static let mtuRange = 1280...65520
@@ -23,11 +21,12 @@ enum NetworkParser {
     static let queueFramesRange = 1...65_536
 
     /// `key` is the network's name node (for errors about missing keys), `value` its settings map.
-    static func parse(name: String, key: ConfigValue, value: ConfigValue)
-        throws(ConfigError) -> (spec: NetworkSpec, inertKeys: [String]) {
+    /// Checks within the network only; names shared across networks and the machine's interfaces are
+    /// `Config`'s to check.
+    static func parse(name: String, key: ConfigValue, value: ConfigValue) throws(ConfigError) -> NetworkSpec {
         var values: [String: ConfigValue] = [:]
         for (setting, settingKey, settingValue) in try value.mapping() {
-            guard activeKeys.contains(setting) || inertKeys.contains(setting) else {
+            guard keys.contains(setting) else {
                 throw settingKey.error("unknown key")
             }
             values[setting] = settingValue
@@ -36,16 +35,14 @@ enum NetworkParser {
             ConfigError(file: key.file, line: key.line, key: "\(key.path).\(setting)", reason: reason)
         }
 
-        // Only isolated networks have a dataplane so far (the uplink port of host/shared is still to come).
-        let notYet = "needs the uplink port, not implemented yet; use mode: isolated"
-        guard let modeValue = values["mode"] else {
-            throw missing("mode", "not given, so it defaults to shared, which \(notYet)")
+        var mode = NetworkMode.shared  // the default when not given (DESIGN §5)
+        if let modeValue = values["mode"] {
+            let modeText = try modeValue.string()
+            guard let given = NetworkMode(rawValue: modeText) else {
+                throw modeValue.error("\"\(modeText)\" is not one of isolated, host, shared")
+            }
+            mode = given
         }
-        let modeText = try modeValue.string()
-        guard let mode = NetworkMode(rawValue: modeText) else {
-            throw modeValue.error("\"\(modeText)\" is not one of isolated, host, shared")
-        }
-        guard mode == .isolated else { throw modeValue.error("mode \(mode.rawValue) \(notYet)") }
 
         guard let subnetValue = values["subnet"] else { throw missing("subnet", "is required") }
         let subnetText = try subnetValue.string()
@@ -70,7 +67,32 @@ enum NetworkParser {
             for item in try ports.sequence() { spec.ports.append(try port(item)) }
         }
         spec.services = try services(values, subnet: subnet, gateway: spec.gateway)
-        return (spec, values.keys.filter { inertKeys.contains($0) })
+        // Lima: "host mode ignores routerAdvertisement setting". A host network still advertises its
+        // prefix for SLAAC, with router lifetime 0 (no default route through switchd).
+        if mode == .host { spec.services.routerAdvertisement = true }
+        try uplink(values, into: &spec)
+        return spec
+    }
+
+    /// `nat44`, `nat66` and `interface`. NAT is `shared` only, but both flags are accepted (type-checked) and
+    /// ignored in the other modes: Lima's own networks.yaml sets them on its `host` network.
+    private static func uplink(_ values: [String: ConfigValue], into spec: inout NetworkSpec) throws(ConfigError) {
+        if let v = values["nat44"] { spec.nat44 = try v.bool() }
+        if let v = values["nat66"] {
+            spec.nat66 = try v.bool()
+            if spec.nat66, !spec.services.ipv6, spec.mode == .shared {
+                throw v.error("nat66 needs IPv6, but ipv6 is false")
+            }
+        }
+        // Without IPv6 there is nothing to translate; a default (or an ignored) nat66 just turns off.
+        if !spec.services.ipv6 { spec.nat66 = false }
+        if let v = values["interface"] {
+            let name = try interface(v)
+            guard spec.mode != .isolated else {
+                throw v.error("interface is the uplink of host and shared networks; isolated networks have none")
+            }
+            spec.interface = name
+        }
     }
 
     /// `{tap: NAME, netns: NS, mac: MAC}` or `{link: IFACE}`.
@@ -122,12 +144,10 @@ enum NetworkParser {
         return address
     }
 
-    /// The gateway services' keys (DESIGN §5), and the uplink's, which are only checked for now.
+    /// The gateway services' keys (DESIGN §5).
     private static func services(_ values: [String: ConfigValue], subnet: IPv4Subnet, gateway: IPv4Address)
         throws(ConfigError) -> ServicesSpec {
         var services = ServicesSpec()
-        for flag in ["nat44", "nat66"] { _ = try values[flag]?.bool() }
-        if let v = values["interface"] { _ = try interface(v) }
         if let v = values["dhcp"] { services.dhcp = try v.bool() }
         if let v = values["dnsProxy"] { services.dnsProxy = try v.bool() }
         if let v = values["ipv6"] { services.ipv6 = try v.bool() }
