@@ -1,0 +1,799 @@
+// KernelDNSServer: the gateway's DNS proxy on ordinary kernel UDP and TCP sockets, for `host` and `shared` modes (DESIGN §4).
+//
+// Design note. The DNS logic is DNSProxy's; this file is only its transport. One thread runs a
+// poll(2) loop over an eventfd that `stop()` writes, a UDP and a TCP listening socket per gateway
+// address, one UDP socket per address family towards the upstream resolvers, and the accepted TCP
+// connections. Every socket is nonblocking and each readable socket is served a bounded batch per
+// turn, so no client holds the loop. The proxy names a UDP client by (listening socket, peer
+// address) and a TCP client by its connection number. Nothing here is on the forwarding path:
+// allocation is fine, and the proxy's counters are published under a mutex once per turn.
+//
+// TCP follows RFC 7766: each message carries a 2-byte length (§8), several may be pipelined and are
+// answered as they complete, possibly out of order (§6.2.1.1), idle connections are closed (§6.2.3)
+// and their number is bounded (§6.2.2). A connection with `maxQueriesPerConnection` queries
+// outstanding, or `outputBacklog` bytes of answers it has not read, is not read from until it
+// catches up (backpressure rather than an unbounded buffer); one whose unread answers would exceed
+// `maxOutputBytes` anyway is closed. A length below a DNS header, or a message the proxy cannot
+// parse, closes that connection only.
+//
+// Upstream queries always go over UDP, also for TCP clients. A reply is passed back unchanged, as
+// the proxy does for every client: its size already fits what the client's query (forwarded as
+// sent, EDNS option included) allowed, and a TC=1 reply reaches a TCP client truncated too (a
+// retry upstream over TCP, RFC 7766 §5, is not done here). Local answers are a few records, far
+// below 512 bytes, so nothing is truncated here.
+import CSwitchShims
+import Glibc
+import Proto
+
+/// An IPv4 or IPv6 socket address (with the scope of a link-local IPv6 peer), as a hashable value.
+struct InetSocketAddress: Hashable, Sendable, CustomStringConvertible {
+    var address: IPAddress
+    var port: UInt16
+    /// The interface of a link-local IPv6 address (sin6_scope_id); 0 otherwise.
+    var scopeID: UInt32 = 0
+
+    init(_ address: IPAddress, port: UInt16, scopeID: UInt32 = 0) {
+        self.address = address; self.port = port; self.scopeID = scopeID
+    }
+
+    /// The address in `storage`, or nil when it is neither AF_INET nor AF_INET6.
+    init?(_ storage: sockaddr_storage) {
+        var storage = storage
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            let sin = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
+            self.init(.v4(IPv4Address(rawValue: UInt32(bigEndian: sin.sin_addr.s_addr))), port: UInt16(bigEndian: sin.sin_port))
+        case AF_INET6:
+            var sin6 = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
+            let address = withUnsafeBytes(of: &sin6.sin6_addr) { IPv6Address(loading: $0.baseAddress!) }
+            self.init(.v6(address), port: UInt16(bigEndian: sin6.sin6_port), scopeID: sin6.sin6_scope_id)
+        default:
+            return nil
+        }
+    }
+
+    init(_ upstream: UpstreamAddress) {
+        switch upstream {
+        case .ipv4(let a, let port): self.init(.v4(a), port: port)
+        case .ipv6(let a, let port): self.init(.v6(a), port: port)
+        }
+    }
+
+    /// The same address as an upstream (scope dropped, as resolv.conf's is).
+    var upstream: UpstreamAddress {
+        switch address {
+        case .v4(let a): .ipv4(a, port: port)
+        case .v6(let a): .ipv6(a, port: port)
+        }
+    }
+
+    var family: Int32 {
+        switch address { case .v4: AF_INET; case .v6: AF_INET6 }
+    }
+
+    /// True for fe80::/10 (RFC 4291 §2.5.6), which needs an interface to be bound or reached.
+    var isLinkLocal: Bool {
+        if case .v6(let a) = address { return a.high >> 54 == 0xFE80 >> 6 }
+        return false
+    }
+
+    /// Calls `body` with the address as a `sockaddr` and its length.
+    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+        switch address {
+        case .v4(let a):
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            sin.sin_addr.s_addr = a.rawValue.bigEndian
+            return withUnsafePointer(to: &sin) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        case .v6(let a):
+            var sin6 = sockaddr_in6()
+            sin6.sin6_family = sa_family_t(AF_INET6)
+            sin6.sin6_port = port.bigEndian
+            sin6.sin6_scope_id = scopeID
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { a.store(to: $0.baseAddress!) }
+            return withUnsafePointer(to: &sin6) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
+        }
+    }
+
+    /// `A.B.C.D:PORT` or `[IPV6]:PORT`.
+    var description: String {
+        switch address {
+        case .v4(let a): "\(a):\(port)"
+        case .v6(let a): "[\(a)]:\(port)"
+        }
+    }
+}
+
+/// The DNS proxy of one `host` or `shared` network, served from kernel sockets on the gateway
+/// addresses by a thread of its own.
+final class KernelDNSServer: @unchecked Sendable {
+    /// A DNS client as the proxy names it.
+    enum Client: Hashable, Sendable {
+        /// A UDP client: the index of the listening socket its query came to, and its address.
+        case udp(listener: Int, peer: InetSocketAddress)
+        /// A TCP connection, numbered from 1 in order of acceptance.
+        case tcp(connection: UInt64)
+    }
+
+    /// What the transport counted (the proxy's own counters are `counters`).
+    struct TransportCounters: Hashable, Sendable {
+        /// Datagrams received on the UDP listening sockets.
+        var udpQueries: UInt64 = 0
+        /// TCP connections accepted and served.
+        var tcpAccepted: UInt64 = 0
+        /// TCP connections closed at once because `maxConnections` were open.
+        var tcpRefused: UInt64 = 0
+        /// TCP connections closed for a length below a DNS header or a message the proxy could not parse.
+        var tcpMalformed: UInt64 = 0
+        /// TCP connections closed after `tcpIdleTimeout` without a query and nothing outstanding.
+        var tcpIdleClosed: UInt64 = 0
+        /// TCP connections closed because their unread answers would exceed `maxOutputBytes`.
+        var tcpOverflows: UInt64 = 0
+        /// Datagrams on an upstream socket from an address that is not a current upstream: ignored.
+        var upstreamStrangers: UInt64 = 0
+        /// Answers and upstream queries dropped because a socket buffer was full (EAGAIN, ENOBUFS).
+        var sendDrops: UInt64 = 0
+        /// Other failed socket calls (each logged, at most one line a second).
+        var socketErrors: UInt64 = 0
+    }
+
+    /// One TCP client connection and its buffers.
+    final class Connection {
+        let id: UInt64
+        let fd: Int32
+        /// Bytes read and not yet taken as messages: at most a partial message, or whole ones held
+        /// back while the connection is at its limits.
+        var input: [UInt8] = []
+        /// Framed answers; `output[outputStart...]` is not written yet.
+        var output: [UInt8] = []
+        var outputStart = 0
+        /// Queries of this connection waiting for an upstream.
+        var outstanding = 0
+        /// When the last query arrived or an answer was written (monotonic ns).
+        var lastActivity: Int64
+        /// The client shut down its sending side: answer what is outstanding, then close.
+        var peerClosed = false
+        var closed = false
+
+        init(id: UInt64, fd: Int32, now: Int64) { self.id = id; self.fd = fd; lastActivity = now }
+
+        var pendingOutput: Int { output.count - outputStart }
+    }
+
+    /// A listening socket and the address it is bound to.
+    struct Listener {
+        var fd: Int32
+        var address: InetSocketAddress
+    }
+
+    /// Most TCP connections at once (RFC 7766 §6.2.2); more are accepted and closed at once.
+    static let maxConnections = 64
+    /// Queries of one connection outstanding upstream before it is no longer read from.
+    static let maxQueriesPerConnection = 16
+    /// Unread answer bytes of one connection before it is no longer read from.
+    static let outputBacklog = 16 * 1024
+    /// Unread answer bytes of one connection beyond which it is closed.
+    static let maxOutputBytes = 256 * 1024
+    /// Datagrams or accepts served per socket per turn of the loop, so every socket gets its turn.
+    static let batch = 64
+    /// The poll timeout, which is also how often the proxy's timeouts are checked.
+    static let tick: Int64 = 250_000_000
+    /// How often resolv.conf is checked for changes.
+    static let resolvConfInterval: Int64 = 2_000_000_000
+
+    /// The network's name, for log lines.
+    let network: String
+
+    private let udpListeners: [Listener]
+    private let tcpListeners: [Listener]
+    /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
+    private let upstreamIPv4: Int32
+    private let upstreamIPv6: Int32
+    /// Written by `stop()` to end the loop.
+    private let wakeFD: Int32
+
+    // Owned by the loop thread once it runs (before: by the caller of `init` and `start`).
+    private var proxy: DNSProxy<Client>
+    private let resolvConf: ResolvConfSource?
+    private var connections: [UInt64: Connection] = [:]
+    private var lastConnection: UInt64 = 0
+    private var transport = TransportCounters()
+    private var lastExpire: Int64 = 0
+    private var lastResolvCheck: Int64 = 0
+    /// Accepting stops for a second when the process is out of descriptors, so a listener that stays
+    /// readable does not spin the loop.
+    private var acceptPausedUntil: Int64 = 0
+    private var lastWarning: Int64?
+    private var suppressedWarnings = 0
+
+    /// Guards `published` and `publishedTransport`.
+    private let countersLock: UnsafeMutablePointer<pthread_mutex_t>
+    private var published = DNSProxyCounters()
+    private var publishedTransport = TransportCounters()
+    private var publishedConnectionCount = 0
+    /// Guards `thread` and `state`; held across the join in `stop()` so a second caller waits.
+    private let lifecycleLock: UnsafeMutablePointer<pthread_mutex_t>
+    private var thread: pthread_t?
+    private enum State { case ready, running, stopped }
+    private var state = State.ready
+
+    /// How long the proxy waits for one upstream before trying the next (ns; 2 s). Set before `start()`.
+    var upstreamTimeout: Int64 {
+        get { proxy.config.timeout }
+        set {
+            precondition(state == .ready, "upstreamTimeout is set before start()")
+            var config = proxy.config
+            config.timeout = newValue
+            proxy = DNSProxy(config: config, hostTable: proxy.hostTable)
+        }
+    }
+
+    /// How long a TCP connection may stay without a query while nothing is outstanding (ns; 10 s,
+    /// RFC 7766 §6.2.3 suggests seconds). Set before `start()`.
+    var tcpIdleTimeout: Int64 = 10_000_000_000
+
+    /// Binds UDP and TCP sockets on every address in `listen` (port `port`, 53 in production), with
+    /// IP_FREEBIND / IPV6_FREEBIND so an address that is being added concurrently is fine; IPv6
+    /// sockets are IPV6_V6ONLY. A link-local address is an error: it cannot be bound without an
+    /// interface. Bind errors name the address and the errno text.
+    /// `upstreams`: configured resolvers, or nil to follow `resolvConfPath` through a
+    /// ResolvConfSource, re-read every 2 s; either way without `ResolvConf.addresses(of: gateway)`.
+    /// `hostTable` answers HOST.DOMAIN and PTR locally; it is called from the server's thread.
+    init(network: String, gateway: GatewayIdentity, listen: [IPAddress], port: UInt16 = 53,
+         upstreams: [UpstreamAddress]?, resolvConfPath: String = "/etc/resolv.conf",
+         hostTable: any DNSHostTable) throws(SwitchError) {
+        let own = ResolvConf.addresses(of: gateway)
+        let source: ResolvConfSource?
+        let initial: [UpstreamAddress]
+        if let upstreams {
+            source = nil
+            initial = ResolvConf.filter(upstreams, excluding: own)
+        } else {
+            source = ResolvConfSource(path: resolvConfPath, excluding: own)
+            initial = source!.currentUpstreams()
+        }
+        guard let config = DNSProxyConfig(gateway: gateway, upstreams: initial) else {
+            throw SwitchError("DNS: domain \(gateway.domain) is not a valid DNS name")
+        }
+
+        var udp: [Listener] = [], tcp: [Listener] = []
+        func closeAll() { for l in udp + tcp { close(l.fd) } }
+        for address in listen {
+            let socketAddress = InetSocketAddress(address, port: port)
+            do throws(SwitchError) {
+                udp.append(Listener(fd: try Self.bind(socketAddress, stream: false), address: socketAddress))
+                tcp.append(Listener(fd: try Self.bind(socketAddress, stream: true), address: socketAddress))
+            } catch {
+                closeAll()
+                throw error
+            }
+        }
+        let wake = sw_eventfd()
+        guard wake >= 0 else {
+            closeAll()
+            throw SwitchError("DNS: eventfd: \(errnoText(-wake))")
+        }
+
+        self.network = network
+        resolvConf = source
+        proxy = DNSProxy(config: config, hostTable: hostTable)
+        udpListeners = udp
+        tcpListeners = tcp
+        wakeFD = wake
+        upstreamIPv4 = Self.upstreamSocket(AF_INET, network: network)
+        upstreamIPv6 = Self.upstreamSocket(AF_INET6, network: network)
+        countersLock = .allocate(capacity: 1)
+        pthread_mutex_init(countersLock, nil)
+        lifecycleLock = .allocate(capacity: 1)
+        pthread_mutex_init(lifecycleLock, nil)
+        published = proxy.counters
+    }
+
+    deinit {
+        stop()
+        pthread_mutex_destroy(countersLock)
+        countersLock.deallocate()
+        pthread_mutex_destroy(lifecycleLock)
+        lifecycleLock.deallocate()
+    }
+
+    /// A nonblocking socket bound to `address` (and listening, for `stream`); errors name the address.
+    private static func bind(_ address: InetSocketAddress, stream: Bool) throws(SwitchError) -> Int32 {
+        let label = "\(address)/\(stream ? "tcp" : "udp")"
+        guard !address.isLinkLocal else {
+            throw SwitchError("DNS: cannot bind \(label): a link-local address needs an interface")
+        }
+        let type = stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
+        let fd = socket(address.family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SwitchError("DNS: cannot open a socket for \(label): \(errnoText(errno))") }
+        func fail(_ what: String) -> SwitchError {
+            let error = SwitchError("DNS: cannot \(what) \(label): \(errnoText(errno))")
+            close(fd)
+            return error
+        }
+        // FREEBIND: the gateway address may be added to the uplink just after this (or be on its
+        // way back after a link flap); binding must not depend on that order.
+        if address.family == AF_INET6 {
+            guard setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) else { throw fail("set IPV6_V6ONLY for") }
+            // IPV6_FREEBIND is Linux 4.15+; before it, IP_FREEBIND covered IPv6 sockets as well.
+            guard setOption(fd, Int32(IPPROTO_IPV6), IPV6_FREEBIND, 1) || setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1)
+            else { throw fail("set IPV6_FREEBIND for") }
+        } else {
+            guard setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1) else { throw fail("set IP_FREEBIND for") }
+        }
+        // TCP only: connections left in TIME_WAIT must not keep a restarted server from binding.
+        // (On UDP it would let two servers share the port instead of failing.)
+        if stream, !setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) { throw fail("set SO_REUSEADDR for") }
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
+        if stream, Glibc.listen(fd, 64) != 0 { throw fail("listen on") }
+        return fd
+    }
+
+    /// Linux's IPV6_FREEBIND (linux/in6.h), which Glibc's headers may lack.
+    private static let IPV6_FREEBIND: Int32 = 78
+
+    private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
+        var v = value
+        return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// A UDP socket towards upstreams of `family`, or -1 (logged: upstreams of that family fail over).
+    private static func upstreamSocket(_ family: Int32, network: String) -> Int32 {
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if fd < 0 {
+            Log.warning("network \(network): DNS: no upstream socket for IPv\(family == AF_INET ? 4 : 6): \(errnoText(errno))")
+        }
+        return fd
+    }
+
+    // MARK: Lifecycle
+
+    /// Starts one thread running a poll() loop.
+    func start() throws(SwitchError) {
+        pthread_mutex_lock(lifecycleLock)
+        defer { pthread_mutex_unlock(lifecycleLock) }
+        guard state == .ready else {
+            throw SwitchError("DNS: the server of network \(network) was \(state == .running ? "already started" : "stopped")")
+        }
+        let box = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        let r = pthread_create(&t, nil, { arg in
+            let server = Unmanaged<KernelDNSServer>.fromOpaque(arg!).takeRetainedValue()
+            server.run()
+            return nil
+        }, box.toOpaque())
+        guard r == 0 else {
+            box.release()
+            throw SwitchError("DNS: cannot start the thread of network \(network): \(errnoText(r))")
+        }
+        thread = t
+        state = .running
+    }
+
+    /// Wakes the thread (eventfd), joins it, closes every socket; idempotent.
+    func stop() {
+        pthread_mutex_lock(lifecycleLock)
+        defer { pthread_mutex_unlock(lifecycleLock) }
+        guard state != .stopped else { return }
+        state = .stopped
+        if let thread {
+            var one: UInt64 = 1
+            while Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size) < 0 && errno == EINTR {}
+            pthread_join(thread, nil)
+            self.thread = nil
+        }
+        // The thread is gone (or never ran): its state is ours now.
+        for connection in connections.values { close(connection.fd) }
+        connections.removeAll()
+        for listener in udpListeners + tcpListeners { close(listener.fd) }
+        for fd in [upstreamIPv4, upstreamIPv6, wakeFD] where fd >= 0 { close(fd) }
+    }
+
+    /// A snapshot of the proxy's counters, as of the loop's last turn (at most a tick old).
+    var counters: DNSProxyCounters {
+        pthread_mutex_lock(countersLock)
+        defer { pthread_mutex_unlock(countersLock) }
+        return published
+    }
+
+    /// A snapshot of the transport's counters, as of the loop's last turn.
+    var transportCounters: TransportCounters {
+        pthread_mutex_lock(countersLock)
+        defer { pthread_mutex_unlock(countersLock) }
+        return publishedTransport
+    }
+
+    /// Open TCP connections, as of the loop's last turn (for tests).
+    var connectionCount: Int {
+        pthread_mutex_lock(countersLock)
+        defer { pthread_mutex_unlock(countersLock) }
+        return publishedConnectionCount
+    }
+
+    // MARK: The loop
+
+    /// What a pollfd stands for.
+    private enum Slot {
+        case wake
+        case udp(listener: Int)
+        case tcp(listener: Int)
+        case upstream(fd: Int32)
+        case connection(UInt64)
+    }
+
+    /// The thread's loop: until `stop()` writes the eventfd, poll, serve what is ready, then the
+    /// timers, then publish the counters.
+    private func run() {
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var fds: [pollfd] = []
+        var slots: [Slot] = []
+        let start = Self.monotonic()
+        lastExpire = start
+        lastResolvCheck = start
+        while true {
+            fds.removeAll(keepingCapacity: true)
+            slots.removeAll(keepingCapacity: true)
+            func watch(_ fd: Int32, _ events: Int32, _ slot: Slot) {
+                fds.append(pollfd(fd: fd, events: Int16(events), revents: 0))
+                slots.append(slot)
+            }
+            watch(wakeFD, POLLIN, .wake)
+            for (i, listener) in udpListeners.enumerated() { watch(listener.fd, POLLIN, .udp(listener: i)) }
+            if Self.monotonic() >= acceptPausedUntil {
+                for (i, listener) in tcpListeners.enumerated() { watch(listener.fd, POLLIN, .tcp(listener: i)) }
+            }
+            for fd in [upstreamIPv4, upstreamIPv6] where fd >= 0 { watch(fd, POLLIN, .upstream(fd: fd)) }
+            for connection in connections.values {
+                // Events 0 still reports POLLHUP and POLLERR.
+                let events = (wantsInput(connection) ? POLLIN : 0) | (connection.pendingOutput > 0 ? POLLOUT : 0)
+                watch(connection.fd, events, .connection(connection.id))
+            }
+            let ready = poll(&fds, nfds_t(fds.count), Int32(Self.tick / 1_000_000))
+            if ready < 0 && errno != EINTR {
+                warn("poll: \(errnoText(errno))")
+                usleep(100_000)
+            }
+            let now = Self.monotonic()
+            if ready > 0 {
+                for (i, fd) in fds.enumerated() where fd.revents != 0 {
+                    switch slots[i] {
+                    case .wake: return
+                    case .udp(let listener): receiveQueries(listener: listener, buffer: &buffer, now: now)
+                    case .tcp(let listener): accept(listener: listener, now: now)
+                    case .upstream(let fd): receiveReplies(fd: fd, buffer: &buffer, now: now)
+                    case .connection(let id): serve(connection: id, events: Int32(fd.revents), buffer: &buffer, now: now)
+                    }
+                }
+            }
+            housekeeping(now: now)
+            pthread_mutex_lock(countersLock)
+            published = proxy.counters
+            publishedTransport = transport
+            publishedConnectionCount = connections.count
+            pthread_mutex_unlock(countersLock)
+        }
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds, the proxy's `now`.
+    static func monotonic() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    /// Timeouts, resolv.conf, and the TCP connections' deferred work and idle checks.
+    private func housekeeping(now: Int64) {
+        if proxy.outstandingCount > 0, now - lastExpire >= Self.tick {
+            lastExpire = now
+            perform(proxy.expire(now: now), query: nil, now: now)
+        }
+        if let resolvConf, now - lastResolvCheck >= Self.resolvConfInterval {
+            lastResolvCheck = now
+            let upstreams = resolvConf.currentUpstreams()
+            if upstreams != proxy.config.upstreams {
+                Log.info("network \(network): DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
+                perform(proxy.setUpstreams(upstreams, now: now), query: nil, now: now)
+            }
+        }
+        for connection in Array(connections.values) {
+            // Messages held back while the connection was at its limits, which answers may have lifted.
+            if connection.input.count >= 2 { takeMessages(connection, now: now) }
+            guard !connection.closed, connection.outstanding == 0 else { continue }
+            if connection.peerClosed && connection.pendingOutput == 0 && !Self.holdsMessage(connection.input) {
+                drop(connection)
+            } else if now - connection.lastActivity >= tcpIdleTimeout {
+                transport.tcpIdleClosed += 1
+                drop(connection)
+            }
+        }
+    }
+
+    // MARK: UDP
+
+    /// Reads a batch of queries from UDP listener `index` and answers or forwards them.
+    private func receiveQueries(listener index: Int, buffer: inout [UInt8], now: Int64) {
+        let fd = udpListeners[index].fd
+        for _ in 0..<Self.batch {
+            guard let (length, sender) = Self.receive(fd, into: &buffer) else { return }
+            guard length >= 0 else {
+                transport.socketErrors += 1
+                warn("receive on \(udpListeners[index].address)/udp: \(errnoText(Int32(-length)))")
+                return
+            }
+            guard let sender else { continue }
+            transport.udpQueries += 1
+            let client = Client.udp(listener: index, peer: sender)
+            perform(proxy.handleQuery(Array(buffer[..<length]), from: client, now: now), query: client, now: now)
+        }
+    }
+
+    /// One datagram from `fd`: its length (or -errno) and sender; nil when none is waiting.
+    private static func receive(_ fd: Int32, into buffer: inout [UInt8]) -> (Int, InetSocketAddress?)? {
+        while true {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let n = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
+                }
+            }
+            if n >= 0 { return (n, InetSocketAddress(storage)) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK: return nil
+            // A queued ICMP error for an earlier datagram: nothing to do, read on.
+            case ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: continue
+            default: return (-Int(errno), nil)
+            }
+        }
+    }
+
+    /// Sends `message` from `fd` to `destination`; counts and logs failures.
+    private func send(_ message: [UInt8], from fd: Int32, to destination: InetSocketAddress, what: String) {
+        while true {
+            let n = message.withUnsafeBytes { bytes in
+                destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
+            }
+            if n >= 0 { return }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN, EWOULDBLOCK, ENOBUFS: transport.sendDrops += 1
+            default:
+                transport.socketErrors += 1
+                warn("send \(what) to \(destination): \(errnoText(errno))")
+            }
+            return
+        }
+    }
+
+    // MARK: Upstream
+
+    /// Reads a batch of replies from an upstream socket; a reply from a current upstream goes to the proxy.
+    private func receiveReplies(fd: Int32, buffer: inout [UInt8], now: Int64) {
+        for _ in 0..<Self.batch {
+            guard let (length, sender) = Self.receive(fd, into: &buffer) else { return }
+            guard length >= 0 else {
+                transport.socketErrors += 1
+                warn("receive from upstream: \(errnoText(Int32(-length)))")
+                return
+            }
+            guard let sender, let index = proxy.config.upstreams.firstIndex(of: sender.upstream) else {
+                transport.upstreamStrangers += 1
+                continue
+            }
+            perform(proxy.handleUpstreamReply(Array(buffer[..<length]), from: index, now: now), query: nil, now: now)
+        }
+    }
+
+    /// Sends a query to `config.upstreams[index]` (a failed send is retried on the next upstream
+    /// when the proxy's timeout expires).
+    private func forward(_ message: [UInt8], to index: Int) {
+        guard let upstream = proxy.config.upstreams[safe: index] else { return }
+        let destination = InetSocketAddress(upstream)
+        let fd = destination.family == AF_INET ? upstreamIPv4 : upstreamIPv6
+        guard fd >= 0 else {
+            transport.socketErrors += 1
+            warn("no socket to reach upstream \(upstream)")
+            return
+        }
+        send(message, from: fd, to: destination, what: "a query upstream")
+    }
+
+    // MARK: Proxy actions
+
+    /// Carries out the proxy's actions. `query` is the client whose query produced them (its
+    /// answers and forwards are for that query), or nil for replies, timeouts and upstream changes
+    /// (each answer then completes one outstanding query of its client).
+    private func perform(_ actions: [DNSAction<Client>], query: Client?, now: Int64) {
+        for action in actions {
+            switch action {
+            case .answer(.udp(let listener, let peer), let message):
+                guard !message.isEmpty, let fd = udpListeners[safe: listener]?.fd else { continue }
+                send(message, from: fd, to: peer, what: "an answer")
+            case .answer(.tcp(let id), let message):
+                guard let connection = connections[id] else { continue }
+                if query == nil { connection.outstanding = max(0, connection.outstanding - 1) }
+                write(message, to: connection, now: now)
+            case .forward(let index, let message):
+                if case .tcp(let id)? = query { connections[id]?.outstanding += 1 }
+                forward(message, to: index)
+            }
+        }
+    }
+
+    // MARK: TCP
+
+    /// Accepts a batch of connections on TCP listener `index`.
+    private func accept(listener index: Int, now: Int64) {
+        for _ in 0..<Self.batch {
+            // accept4(2) is not imported (it needs _GNU_SOURCE); the flags follow with fcntl(2).
+            let fd = Glibc.accept(tcpListeners[index].fd, nil, nil)
+            guard fd >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue
+                case EAGAIN, EWOULDBLOCK: return
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    acceptPausedUntil = now + 1_000_000_000
+                    fallthrough
+                default:
+                    transport.socketErrors += 1
+                    warn("accept on \(tcpListeners[index].address)/tcp: \(errnoText(errno))")
+                    return
+                }
+            }
+            guard connections.count < Self.maxConnections else {
+                // Closed at once (with a reset) so the client fails over now rather than at its timeout.
+                transport.tcpRefused += 1
+                warn("\(connections.count) TCP connections open; refusing more")
+                Socket.reset(fd)
+                close(fd)
+                continue
+            }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else {
+                transport.socketErrors += 1
+                warn("O_NONBLOCK on a TCP connection: \(errnoText(errno))")
+                close(fd)
+                continue
+            }
+            Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)  // answers are whole messages
+            lastConnection += 1
+            connections[lastConnection] = Connection(id: lastConnection, fd: fd, now: now)
+            transport.tcpAccepted += 1
+        }
+    }
+
+    /// True when the connection may take more queries now.
+    private func canTakeQueries(_ connection: Connection) -> Bool {
+        !connection.closed && connection.outstanding < Self.maxQueriesPerConnection && connection.pendingOutput < Self.outputBacklog
+    }
+
+    /// True when the loop should read from the connection.
+    private func wantsInput(_ connection: Connection) -> Bool {
+        !connection.peerClosed && canTakeQueries(connection)
+    }
+
+    /// True when `input` starts with a whole message (or a bad length).
+    private static func holdsMessage(_ input: [UInt8]) -> Bool {
+        guard input.count >= 2 else { return false }
+        let length = Int(input[0]) << 8 | Int(input[1])
+        return length < DNSHeader.length || input.count >= 2 + length
+    }
+
+    /// Serves poll events of connection `id`: writes what is pending, reads what arrived.
+    private func serve(connection id: UInt64, events: Int32, buffer: inout [UInt8], now: Int64) {
+        guard let connection = connections[id] else { return }
+        if events & (POLLERR | POLLHUP | POLLNVAL) != 0 {
+            drop(connection)  // reset or gone both ways: nothing more can be delivered
+            return
+        }
+        if events & POLLOUT != 0 {
+            guard flush(connection, now: now) else { return drop(connection) }
+        }
+        guard events & POLLIN != 0, wantsInput(connection) else { return }
+        let n = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
+        if n > 0 {
+            connection.input += buffer[..<n]
+            takeMessages(connection, now: now)
+        } else if n == 0 {
+            connection.peerClosed = true  // the answers still go out (housekeeping closes it when done)
+        } else if errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK {
+            drop(connection)  // ECONNRESET and the like: the client's doing, not worth a warning
+        }
+    }
+
+    /// Hands the whole messages in the connection's input to the proxy while it may take queries.
+    private func takeMessages(_ connection: Connection, now: Int64) {
+        var start = 0
+        defer { if start > 0 && !connection.closed { connection.input.removeFirst(start) } }
+        let input = connection.input
+        while canTakeQueries(connection), input.count - start >= 2 {
+            let length = Int(input[start]) << 8 | Int(input[start + 1])
+            guard length >= DNSHeader.length else {
+                transport.tcpMalformed += 1
+                return drop(connection)
+            }
+            guard input.count - start - 2 >= length else { return }
+            let message = Array(input[(start + 2)..<(start + 2 + length)])
+            start += 2 + length
+            connection.lastActivity = now
+            let client = Client.tcp(connection: connection.id)
+            let malformed = proxy.counters.malformed
+            let actions = proxy.handleQuery(message, from: client, now: now)
+            guard proxy.counters.malformed == malformed else {
+                transport.tcpMalformed += 1
+                return drop(connection)
+            }
+            perform(actions, query: client, now: now)
+        }
+    }
+
+    /// Queues `message` with its length prefix (RFC 7766 §8) and writes what the socket takes.
+    private func write(_ message: [UInt8], to connection: Connection, now: Int64) {
+        guard !message.isEmpty, message.count <= Int(UInt16.max), !connection.closed else { return }
+        guard connection.pendingOutput + 2 + message.count <= Self.maxOutputBytes else {
+            transport.tcpOverflows += 1
+            return drop(connection)
+        }
+        connection.output.append(UInt8(message.count >> 8))
+        connection.output.append(UInt8(message.count & 0xFF))
+        connection.output += message
+        if !flush(connection, now: now) { drop(connection) }
+    }
+
+    /// Writes pending output until the socket is full; false when the connection failed.
+    private func flush(_ connection: Connection, now: Int64) -> Bool {
+        while connection.pendingOutput > 0 {
+            let n = connection.output.withUnsafeBytes {
+                Glibc.send(connection.fd, $0.baseAddress! + connection.outputStart, connection.pendingOutput, Int32(MSG_NOSIGNAL))
+            }
+            if n > 0 {
+                connection.outputStart += n
+                connection.lastActivity = now
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break
+            } else {
+                return false  // EPIPE, ECONNRESET: the client left
+            }
+        }
+        if connection.pendingOutput == 0 {
+            connection.output.removeAll(keepingCapacity: true)
+            connection.outputStart = 0
+        } else if connection.outputStart >= Self.outputBacklog {
+            connection.output.removeFirst(connection.outputStart)
+            connection.outputStart = 0
+        }
+        return true
+    }
+
+    /// Closes a connection and forgets its outstanding queries.
+    private func drop(_ connection: Connection) {
+        guard !connection.closed else { return }
+        connection.closed = true
+        close(connection.fd)
+        connections[connection.id] = nil
+        proxy.forget(client: .tcp(connection: connection.id))
+    }
+
+    // MARK: Logging
+
+    /// Logs a warning, at most one line a second (the rest are counted into the next line).
+    private func warn(_ message: @autoclosure () -> String) {
+        let now = Self.monotonic()
+        if let lastWarning, now - lastWarning < 1_000_000_000 {
+            suppressedWarnings += 1
+            return
+        }
+        let suppressed = suppressedWarnings > 0 ? " (\(suppressedWarnings) more warnings suppressed)" : ""
+        Log.warning("network \(network): DNS: \(message())\(suppressed)")
+        lastWarning = now
+        suppressedWarnings = 0
+    }
+}
