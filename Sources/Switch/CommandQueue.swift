@@ -4,6 +4,7 @@
 // batches and signals the poster. Once per control request, never per frame.
 import Dispatch
 import Glibc
+import Proto
 
 /// A request to the forwarding loop, with its reply.
 final class LoopCommand: @unchecked Sendable {
@@ -11,12 +12,14 @@ final class LoopCommand: @unchecked Sendable {
         case addDevice(network: Int, device: OpenedDevice)
         case remove(network: Int, id: String)
         case status
+        case lookup(network: Int, HostQuestion)
         case stop
     }
 
     let kind: Kind
     private(set) var portID: Result<String, SwitchError> = .failure(SwitchError("not run"))
     private(set) var networks: [NetworkStatus] = []
+    private(set) var answer: HostAnswer = .none
     private let done = DispatchSemaphore(value: 0)
 
     init(_ kind: Kind) { self.kind = kind }
@@ -33,7 +36,9 @@ final class LoopCommand: @unchecked Sendable {
                 portID = .failure(SwitchError("too many ports"))
             }
         case .remove(let n, let id):
-            if let s = loop.slot(network: n, id: id) {
+            if let s = loop.slot(network: n, id: id), loop.infos[Int(s)]?.isUplink == true {
+                portID = .failure(SwitchError("port \(id) is the uplink of network \(loop.specs[n].name); it goes with the network"))
+            } else if let s = loop.slot(network: n, id: id) {
                 loop.removePort(s, reason: "removed by request")
                 portID = .success(id)
             } else {
@@ -41,6 +46,8 @@ final class LoopCommand: @unchecked Sendable {
             }
         case .status:
             networks = loop.snapshot()
+        case .lookup(let n, let question):
+            answer = loop.lookup(network: n, question)
         case .stop:
             loop.stop()
         }
@@ -77,4 +84,16 @@ final class CommandQueue: @unchecked Sendable {
         items.removeAll()
         return taken
     }
+}
+
+/// A question the DNS proxy asks of a network's DHCP leases.
+enum HostQuestion {
+    case address(String)
+    case hostname(IPv4Address)
+}
+
+enum HostAnswer {
+    case none
+    case address(IPv4Address)
+    case hostname(String)
 }

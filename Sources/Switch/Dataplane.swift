@@ -41,9 +41,12 @@ public final class Dataplane: @unchecked Sendable {
         }
         commands.attach(eventFD: loop.eventFD)
         for (n, spec) in networks.enumerated() {
-            for port in spec.ports {
+            // The uplink first: it is the gateway the other ports' guests talk to.
+            let uplink: [PortSpec?] = spec.uplink == nil ? [] : [nil]
+            for port in uplink + spec.ports.map(Optional.some) {
                 do throws(SwitchError) {
-                    let device = try Self.openPort(port, network: spec)
+                    let device: OpenedDevice
+                    if let port { device = try Self.openPort(port, network: spec) } else { device = try Uplink.open(spec) }
                     guard loop.addDevicePort(network: n, kind: device.kind, fd: device.fd,
                                              headerSize: device.headerSize, info: device.info) != nil else {
                         loop.closeUnused(device)
@@ -150,6 +153,13 @@ public final class Dataplane: @unchecked Sendable {
         let command = LoopCommand(.remove(network: try network(name), id: id))
         try run(command)
         _ = try command.portID.get()
+    }
+
+    /// Asks network `name`'s DHCP leases (on the forwarding thread) a DNS host-table question.
+    func lookup(network n: Int, _ question: HostQuestion) -> HostAnswer {
+        let command = LoopCommand(.lookup(network: n, question))
+        do { try run(command) } catch { return .none }
+        return command.answer
     }
 
     /// The Linux thread id of the forwarding thread (for tests; read after a round trip to the loop).

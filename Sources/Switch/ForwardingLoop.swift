@@ -60,10 +60,13 @@ struct NetworkRuntime {
     /// The gateway's MAC, whose frames (and multicast) go to the services first; 0 without services.
     var gatewayMAC: UInt64 = 0
     var hasServices = false
+    /// The uplink port of a host or shared network (`ForwardingLoop.noUplink` when there is none).
+    var uplink: UInt16 = ForwardingLoop.noUplink
 }
 
 final class ForwardingLoop {
     static let maxPorts = 4096
+    static let noUplink = UInt16.max
     /// Frames per send chain (TAP, dgram) or per stream sendmsg.
     static let sendBatch: Int32 = 64
     /// Buffers in the provided ring that multishot receives take from.
@@ -286,13 +289,19 @@ final class ForwardingLoop {
         }
         port.pointee.lastReceive = now
         let destination = MACAddress(loading: frame)
-        if net.pointee.hasServices && (destination.isMulticast || destination.rawValue == net.pointee.gatewayMAC) {
-            // Super-frames are bulk TCP/UDP, never a service request.
-            if !header.isGSO && serve(frame: frame, length: length, from: s, network: Int(port.pointee.network)) { return }
-            if destination.rawValue == net.pointee.gatewayMAC { return }  // nobody else is the gateway
-        }
         let original = Frame(buffer: buffer, offset: offset, length: length, header: header)
         defer { releaseVariants() }
+        // The uplink's own frames come from the host's stack, which is the gateway: no service is for them.
+        if net.pointee.hasServices && s != net.pointee.uplink
+            && (destination.isMulticast || destination.rawValue == net.pointee.gatewayMAC) {
+            // Super-frames are bulk TCP/UDP, never a service request.
+            if !header.isGSO && serve(frame: frame, length: length, from: s, network: Int(port.pointee.network)) { return }
+            if destination.rawValue == net.pointee.gatewayMAC {
+                // Isolated: nobody else is the gateway. Host and shared: the host's stack behind the uplink is.
+                if net.pointee.uplink != Self.noUplink { deliver(original, to: net.pointee.uplink, unicast: true) }
+                return
+            }
+        }
         if !destination.isMulticast, let (out, generation) = net.pointee.table.lookup(destination, now: now),
            ports[Int(out)].generation == generation, ports[Int(out)].isActive {
             if out == s { port.pointee.count(.hairpin); return }
@@ -1048,6 +1057,7 @@ final class ForwardingLoop {
             break
         }
         net.pointee.table.flush(port: s)
+        if net.pointee.uplink == s { net.pointee.uplink = Self.noUplink }
         if let address = port.pointee.address {
             let key = address.pointee.hash
             if peersByAddress[n][key] == s { peersByAddress[n][key] = nil }
@@ -1094,6 +1104,7 @@ final class ForwardingLoop {
     func addDevicePort(network n: Int, kind: PortKind, fd: Int32, headerSize: Int, info: PortInfo) -> UInt16? {
         guard let s = addPort(network: n, kind: kind, fd: fd, info: info) else { return nil }
         ports[Int(s)].headerSize = Int32(headerSize)
+        if info.isUplink { networks[n].uplink = s }
         armDeviceRead(s)
         return s
     }
@@ -1156,6 +1167,16 @@ final class ForwardingLoop {
 
     func stop() { running = false }
 
+    /// Answers a DNS host-table question from network `n`'s DHCP leases (for the kernel-socket DNS
+    /// server of host and shared networks, which runs on its own thread).
+    func lookup(network n: Int, _ question: HostQuestion) -> HostAnswer {
+        guard let dhcp = services[n]?.dhcp else { return .none }
+        switch question {
+        case .address(let name): return dhcp.hostAddress(named: name).map(HostAnswer.address) ?? .none
+        case .hostname(let address): return dhcp.hostName(for: address).map(HostAnswer.hostname) ?? .none
+        }
+    }
+
     /// The status of every network, built on the loop thread.
     func snapshot() -> [NetworkStatus] {
         specs.enumerated().map { n, spec in
@@ -1180,7 +1201,7 @@ final class ForwardingLoop {
             }
             var status = NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
                                        gateway: spec.gateway.description,
-                                       ipv6Prefix: spec.ipv6Prefix.map { "\($0)/64" }, mtu: spec.mtu,
+                                       ipv6Prefix: spec.ipv6Prefix.map { "\($0)/64" }, mtu: spec.mtu, uplink: spec.uplink,
                                        sockets: SocketPaths(), ports: list, leases: services[n]?.leaseStatus() ?? [])
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }

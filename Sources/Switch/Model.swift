@@ -167,6 +167,9 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
     public var leases: [LeaseStatus]
     /// Frames dropped before they belonged to a port (docs/status-json.md).
     public var drops: [String: UInt64] = [:]
+    /// Problems switchd can see but not fix, e.g. another nftables table dropping forwarded
+    /// packets; absent when there are none.
+    public var warnings: [String]? = nil
     public init(name: String, mode: String, subnet: String, gateway: String, ipv6Prefix: String? = nil, mtu: Int,
                 uplink: String? = nil, sockets: SocketPaths, ports: [PortStatus], leases: [LeaseStatus] = []) {
         self.name = name; self.mode = mode; self.subnet = subnet; self.gateway = gateway; self.ipv6Prefix = ipv6Prefix

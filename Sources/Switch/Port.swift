@@ -167,4 +167,7 @@ struct PortInfo {
     var netns: String? = nil
     /// A link port's interface had IPv6 on: turn it back on when the port goes.
     var restoreIPv6 = false
+    /// The uplink of a host or shared network: frames to the gateway MAC that no service takes go
+    /// here; its own frames skip the services; it cannot be removed by request.
+    var isUplink = false
 }

@@ -354,15 +354,19 @@ SWITCHD_PID=
 SWITCHD_LOG=
 
 # it_start_switchd CONFIG [extra run args...]: start switchd in the foreground (background
-# job) with its own run and state dirs; returns once control.sock answers `status`.
+# job) with its own run and state dirs; returns once control.sock answers `status`. With
+# SWITCHD_NETNS=NS it runs inside namespace NS (`ip netns exec` execs, so the PID is switchd's):
+# host and shared networks put their uplink, nftables table and sysctls there, not on the host.
 it_start_switchd() {
     local cfg=$1
     shift
     it_require_switchd
     mkdir -p "$RUN_DIR" "$STATE_DIR"
     SWITCHD_LOG=$IT_TMP/switchd.log
-    it_log "starting $SWITCHD run --config $cfg"
-    "$SWITCHD" run --config "$cfg" --run-dir "$RUN_DIR" --state-dir "$STATE_DIR" \
+    local netns=()
+    [[ -n "${SWITCHD_NETNS:-}" ]] && netns=(ip netns exec "$SWITCHD_NETNS")
+    it_log "starting ${netns[*]} $SWITCHD run --config $cfg"
+    "${netns[@]}" "$SWITCHD" run --config "$cfg" --run-dir "$RUN_DIR" --state-dir "$STATE_DIR" \
         --log-level "${IT_LOG_LEVEL:-debug}" "$@" </dev/null >>"$SWITCHD_LOG" 2>&1 &
     SWITCHD_PID=$!
     it_defer "it_kill $SWITCHD_PID"
@@ -432,4 +436,64 @@ it_stop_switchd() {
 # it_wait_socket PATH: wait for a unix socket (e.g. $RUN_DIR/lab/dgram.sock).
 it_wait_socket() {
     it_wait_until "${2:-10}" "socket $1" test -S "$1"
+}
+
+# ---------------------------------------------------------------------------------------
+# Host and shared modes: a "host" namespace where switchd runs, an "outside" one behind a veth
+
+# it_host_world: namespaces HOST (switchd's) and OUT joined by a veth, HOST 10.201.0.1/24 and
+# fd99:201::1/64, OUT 10.201.0.2/24 and fd99:201::2/64 (the "outside world": no route back to
+# the guests' subnets, so only NAT can answer them). Sets HOST, OUT, HOST_IP, OUT_IP, HOST_IP6, OUT_IP6.
+it_host_world() {
+    HOST=$(it_name h) OUT=$(it_name o)
+    local vh vo
+    vh=$(it_name vh) vo=$(it_name vo)
+    it_netns "$HOST"
+    it_netns "$OUT"
+    it_netns_resolv "$HOST"
+    ip link add "$vh" type veth peer name "$vo"
+    it_defer "ip link del $vh"
+    ip link set "$vh" netns "$HOST"
+    ip link set "$vo" netns "$OUT"
+    HOST_IP=10.201.0.1 OUT_IP=10.201.0.2 HOST_IP6=fd99:201::1 OUT_IP6=fd99:201::2
+    ip -n "$HOST" addr add "$HOST_IP/24" dev "$vh"
+    ip -n "$HOST" addr add "$HOST_IP6/64" dev "$vh" nodad
+    ip -n "$HOST" link set "$vh" up
+    ip -n "$OUT" addr add "$OUT_IP/24" dev "$vo"
+    ip -n "$OUT" addr add "$OUT_IP6/64" dev "$vo" nodad
+    ip -n "$OUT" link set "$vo" up
+    SWITCHD_NETNS=$HOST
+}
+
+# it_whoami_server NS ADDR PORT: an HTTP server in NS on ADDR:PORT whose answer is the client's
+# address as the server sees it (so a test can tell NAT from routing).
+it_whoami_server() {
+    local ns=$1 addr=$2 port=$3
+    it_bg "$IT_TMP/whoami-$ns-$port.log" ip netns exec "$ns" "$PY" "$IT_DIR/whoami_server.py" "$addr" "$port"
+    it_wait_until 10 "whoami server on $addr:$port in $ns" \
+        sh -c "ip netns exec $ns ss -Hltn 'sport = :$port' | grep -q ."
+}
+
+# it_whoami NS URL [TIMEOUT]: fetch URL from NS; prints the body (the address the server saw).
+it_whoami() {
+    ip netns exec "$1" "$PY" -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=float(sys.argv[2])).read().decode())' "$2" "${3:-5}"
+}
+
+# it_udhcpc NS IFACE NAME: a lease for IFACE with busybox udhcpc (address, MTU and default route
+# applied by udhcpc_script.sh); sets LEASE_IP and LEASE_ROUTER.
+it_udhcpc() {
+    local ns=$1 iface=$2 name=$3
+    if ! UDHCPC_OUT=$IT_TMP/$name timeout -k 5 30 ip netns exec "$ns" busybox udhcpc -i "$iface" -x "hostname:$name" \
+        -q -n -t 5 -T 1 -s "$IT_DIR/udhcpc_script.sh" >"$IT_TMP/$name.log" 2>&1 || [[ ! -s "$IT_TMP/$name.bound" ]]; then
+        cat "$IT_TMP/$name.log" >&2
+        it_fail "udhcpc ($name on $iface in $ns) got no lease"
+    fi
+    LEASE_IP=$(sed -n 's/^ip=//p' "$IT_TMP/$name.bound")
+    LEASE_ROUTER=$(sed -n 's/^router=//p' "$IT_TMP/$name.bound")
+}
+
+# it_nft_table_exists NS TABLE: `inet TABLE` exists in NS.
+it_nft_table_exists() {
+    ip netns exec "$1" nft list tables inet 2>/dev/null | grep -qx "table inet $2"
 }

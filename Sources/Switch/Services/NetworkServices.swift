@@ -55,8 +55,9 @@ final class NetworkServices {
 
     /// `stateDir` holds the network's leases (`STATEDIR/NAME/leases`); nil keeps them in memory.
     init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
-        gateway = GatewayIdentity(mac: mac, ipv4: spec.gateway, subnet: spec.subnet, ipv6Prefix: spec.ipv6Prefix,
-                                  mtu: spec.mtu, domain: spec.domain, routesBeyondHost: spec.mode == .shared)
+        var gateway = spec.gatewayIdentity
+        gateway.mac = mac
+        self.gateway = gateway
         arp = ARPResponder(gateway: gateway)
         ndp = NDPResponder(gateway: gateway)
         echo = EchoResponder(gateway: gateway, isolated: spec.mode == .isolated)
@@ -79,7 +80,9 @@ final class NetworkServices {
         } else {
             dhcp = nil
         }
-        if spec.services.dnsProxy {
+        // Host and shared networks serve DNS from kernel sockets on the gateway addresses
+        // (KernelDNSServer); queries to port 53 go up the uplink to them.
+        if spec.services.dnsProxy && spec.mode == .isolated {
             let own = ResolvConf.addresses(of: gateway)
             var upstreams: [UpstreamAddress]
             if let configured = spec.services.upstreamDNS {

@@ -132,7 +132,7 @@ enum Socket {
 }
 
 /// Runs a program (absolute path or found on PATH) and waits; returns its exit status and output.
-func runProgram(_ argv: [String]) -> (status: Int32, output: String) {
+func runProgram(_ argv: [String], input: String? = nil) -> (status: Int32, output: String) {
     var pipeFDs: [Int32] = [0, 0]
     let p = sw_pipe_cloexec(&pipeFDs)
     guard p == 0 else { return (-1, "pipe: \(errnoText(-p))") }
@@ -141,6 +141,23 @@ func runProgram(_ argv: [String]) -> (status: Int32, output: String) {
     posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 1)
     posix_spawn_file_actions_adddup2(&actions, pipeFDs[1], 2)
     defer { posix_spawn_file_actions_destroy(&actions) }
+    // Standard input: `input` written into a pipe up front (small texts only: at most a pipe's
+    // 64 KiB buffer, which rulesets stay far below), else /dev/null.
+    var inputFDs: [Int32] = [-1, -1]
+    if let input {
+        let q = sw_pipe_cloexec(&inputFDs)
+        guard q == 0 else { close(pipeFDs[0]); close(pipeFDs[1]); return (-1, "pipe: \(errnoText(-q))") }
+        let bytes = Array(input.utf8)
+        guard bytes.count <= 60_000, bytes.withUnsafeBytes({ write(inputFDs[1], $0.baseAddress, $0.count) }) == bytes.count else {
+            for fd in pipeFDs + inputFDs { close(fd) }
+            return (-1, "\(argv[0]): cannot write its input")
+        }
+        close(inputFDs[1])
+        posix_spawn_file_actions_adddup2(&actions, inputFDs[0], 0)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    }
+    defer { if inputFDs[0] >= 0 { close(inputFDs[0]) } }
     var cargs = argv.map { strdup($0) }
     cargs.append(nil)
     defer { cargs.forEach { free($0) } }

@@ -10,7 +10,8 @@ struct RunCommand: SwitchdCommand {
         discussion: """
         Without --config, runs Lima's default networks: shared (mode shared) on 192.168.107.0/24 \
         and host (mode host) on 192.168.108.0/24. \
-        SIGTERM or SIGINT shut down cleanly; SIGHUP will reload the configuration (not implemented yet).
+        SIGTERM or SIGINT shut down cleanly (uplinks, nftables tables and sysctls undone); SIGHUP rereads \
+        the file: added networks start, removed ones stop, changed ones restart, untouched ones keep their ports.
         """
     )
 
@@ -41,33 +42,55 @@ struct RunCommand: SwitchdCommand {
 
         // Claim the control socket first: if another daemon owns this run directory, touch nothing of it.
         let server = try ControlServer(path: Paths.controlSocket(runDir: runDir), group: config.controlGroup)
-        let dataplane: Dataplane
-        do {
-            dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, networks: config.networks)
-            do {
-                try dataplane.start()
-            } catch {
-                dataplane.shutdown()
-                throw error
-            }
-        } catch {
+        let switchboard = Switchboard(runDir: runDir, stateDir: stateDir)
+        for line in switchboard.recover() { Log.notice("cleaned up after an unclean exit: \(line)") }
+        let failures = switchboard.apply(config.networks)
+        if let failure = failures.first {
+            switchboard.shutdown()
             server.stop()
-            throw error
+            throw SwitchError("network \(failure.network): \(failure.error.description)")
         }
-        server.serve(ControlService(handler: dataplane))
+        server.serve(ControlService(handler: switchboard))
         Log.notice("running \(config.networks.map(\.name).joined(separator: ", ")); control socket \(server.path)")
 
+        var current = config
         while true {
             switch Signals.next() {
             case .reload:
-                Log.notice("SIGHUP: reload not implemented yet")
+                current = reload(current, switchboard: switchboard, runDir: runDir)
             case .terminate:
                 Log.notice("shutting down")
                 server.stop()
-                dataplane.shutdown()
+                switchboard.shutdown()
                 throw ExitCode.success
             }
         }
+    }
+
+    /// SIGHUP: rereads the file and applies its networks; a file with errors changes nothing.
+    private func reload(_ current: Config, switchboard: Switchboard, runDir: String) -> Config {
+        guard let file = config else {
+            Log.notice("SIGHUP: no --config file to reload; the built-in networks stay")
+            return current
+        }
+        let ours = switchboard.uplinks
+        let next: Config
+        do {
+            next = try Config.load(file: file, interfaceInUse: { name in !ours.contains(name) && if_nametoindex(name) != 0 })
+            try Paths.checkSocketPaths(runDir: runDir, networks: next.networks)
+        } catch {
+            Log.error("SIGHUP: not reloaded, the running networks stay: \(error)")
+            return current
+        }
+        for (key, old, new) in [("runDir", current.runDir, next.runDir), ("stateDir", current.stateDir, next.stateDir),
+                                ("controlGroup", current.controlGroup, next.controlGroup)] where old != new {
+            Log.warning("SIGHUP: \(key) changed in \(file); that takes a restart")
+        }
+        Log.notice("SIGHUP: reloading \(file)")
+        for failure in switchboard.apply(next.networks) {
+            Log.error("SIGHUP: network \(failure.network) did not start: \(failure.error.description)")
+        }
+        return next
     }
 
     /// `mkdir -p` with mode 0755.

@@ -2,7 +2,7 @@
 import Glibc
 import Switch
 
-/// What the control socket needs from the switch; `Dataplane` conforms, tests use a fake.
+/// What the control socket needs from the switch; `Switchboard` (and `Dataplane`) conform, tests use a fake.
 protocol ControlHandler: AnyObject, Sendable {
     func status() -> [NetworkStatus]
     func addPort(network: String, spec: PortSpec) throws(SwitchError) -> String
@@ -10,6 +10,7 @@ protocol ControlHandler: AnyObject, Sendable {
 }
 
 extension Dataplane: ControlHandler {}
+extension Switchboard: ControlHandler {}
 
 /// Who is on the other end of a control connection (`SO_PEERCRED`).
 struct PeerCredentials: Equatable, Sendable {

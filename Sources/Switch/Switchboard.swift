@@ -1,0 +1,257 @@
+// Switchboard: every network of the daemon, started, stopped and replaced as a whole (reload).
+//
+// Design note. Each network runs in its own Dataplane with its own forwarding thread: networks
+// share no frames, so nothing is lost by keeping them apart, and a reload can start or stop one
+// without touching the others' ports, queues or MAC tables (DESIGN §6: "untouched networks keep
+// their ports"). A host or shared network adds, around its dataplane, the uplink TAP (a port of
+// that dataplane), the nftables table `inet switchd-NAME`, the forwarding sysctls and the DNS
+// server on kernel sockets. Start order is dataplane (with uplink), table, sysctls, DNS, thread;
+// stop is the reverse. Host-wide state that outlives a crash (sysctls, tables) is recorded in the
+// state directory and cleaned at the next start (`recover`).
+import Glibc
+import Proto
+
+public final class Switchboard: @unchecked Sendable {
+    /// One running network.
+    private final class Running {
+        let spec: NetworkSpec
+        let dataplane: Dataplane
+        var dns: KernelDNSServer?
+        var warnings: [String] = []
+        init(spec: NetworkSpec, dataplane: Dataplane) { self.spec = spec; self.dataplane = dataplane }
+    }
+
+    private let runDir: String
+    private let stateDir: String?
+    private var running: [Running] = []
+    private var mutex = pthread_mutex_t()
+    private let sysctl: Sysctl?
+    /// The file listing the nftables tables this instance created (`STATEDIR/nftables`).
+    private let tablesRecord: String?
+
+    public init(runDir: String, stateDir: String?) {
+        self.runDir = runDir
+        self.stateDir = stateDir
+        sysctl = stateDir.map { Sysctl(stateDir: $0) }
+        tablesRecord = stateDir.map { "\($0)/nftables" }
+        pthread_mutex_init(&mutex, nil)
+    }
+
+    private func locked<T>(_ body: () throws(SwitchError) -> T) throws(SwitchError) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+
+    // MARK: - Lifecycle
+
+    /// Cleans what a previous run of this state directory left behind when it could not exit
+    /// cleanly (SIGKILL, a crash): forwarding sysctls it changed, nftables tables it created.
+    /// Returns one line per thing cleaned, for the log.
+    public func recover() -> [String] {
+        var cleaned: [String] = []
+        if let sysctl {
+            cleaned += sysctl.recover().map { "restored \($0)" }
+        }
+        if let tablesRecord, let text = Sysctl.readFile(tablesRecord) {
+            let existing = Set(Firewall.existingTables())
+            for name in text.split(separator: "\n").map(String.init) where existing.contains(name) {
+                if Firewall.remove(network: name) { cleaned.append("deleted nftables table inet \(Firewall.table(network: name))") }
+            }
+            unlink(tablesRecord)
+        }
+        return cleaned
+    }
+
+    /// Makes the running networks those of `specs`: new ones start, removed ones stop, changed ones
+    /// restart, unchanged ones are left alone (ports, MAC tables and forwarding untouched).
+    /// Returns the networks that could not start, with why; the others run regardless.
+    @discardableResult
+    public func apply(_ specs: [NetworkSpec]) -> [(network: String, error: SwitchError)] {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        let wanted = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
+        for network in running where wanted[network.spec.name] != network.spec {
+            let why = wanted[network.spec.name] == nil ? "removed from the configuration" : "changed"
+            Log.notice("network \(network.spec.name): stopping (\(why))")
+            stop(network)
+        }
+        running.removeAll { wanted[$0.spec.name] != $0.spec }
+        var failures: [(String, SwitchError)] = []
+        var next: [Running] = []
+        for spec in specs {
+            if let network = running.first(where: { $0.spec.name == spec.name }) {
+                next.append(network)
+                continue
+            }
+            do throws(SwitchError) {
+                next.append(try start(spec, alongside: next + running))
+                Log.notice("network \(spec.name): running (\(spec.mode.rawValue) \(spec.subnet)"
+                           + (spec.uplink.map { ", uplink \($0)" } ?? "") + ")")
+            } catch {
+                Log.error("network \(spec.name): \(error.description)")
+                failures.append((spec.name, error))
+            }
+        }
+        running = next
+        updateForwarding()
+        saveTables()
+        return failures
+    }
+
+    /// Stops every network and restores what switchd changed on the host. Idempotent.
+    public func shutdown() {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        for network in running.reversed() { stop(network) }
+        running = []
+        sysctl?.restoreAll()
+        saveTables()
+    }
+
+    /// The uplink interfaces of the running networks (a reload's config check must not call them taken).
+    public var uplinks: Set<String> {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return Set(running.compactMap(\.spec.uplink))
+    }
+
+    private func start(_ spec: NetworkSpec, alongside others: [Running]) throws(SwitchError) -> Running {
+        if spec.mode == .shared && spec.nat66 && spec.ipv6Prefix != nil
+            && Sysctl.read(Sysctl.ipv6Forwarding) == "0" {
+            // IPv6 forwarding makes the kernel ignore RAs on accept_ra=1 interfaces (DESIGN §1).
+            let dependent = Sysctl.interfacesDependingOnRA()
+            if !dependent.isEmpty {
+                throw SwitchError("nat66 needs IPv6 forwarding, which would stop \(dependent.joined(separator: ", ")) "
+                                  + "from taking router advertisements (accept_ra=1) and lose their IPv6 routes; "
+                                  + "set net.ipv6.conf.IFACE.accept_ra=2 on them, or nat66: false")
+            }
+        }
+        let dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, networks: [spec])
+        let network = Running(spec: spec, dataplane: dataplane)
+        do throws(SwitchError) {
+            if spec.uplink != nil {
+                if Firewall.existingTables().contains(spec.name) {
+                    Log.notice("network \(spec.name): replacing a leftover nftables table inet \(Firewall.table(network: spec.name))")
+                }
+                try Firewall.install(spec)
+                network.warnings = Firewall.blockingChains()
+                for warning in network.warnings { Log.warning("network \(spec.name): \(warning); see README, Firewalls") }
+                if spec.mode == .shared { try enableForwarding(for: spec) }
+                if spec.services.dnsProxy {
+                    let dns = try KernelDNSServer(
+                        network: spec.name, gateway: spec.gatewayIdentity, listen: spec.gatewayAddresses,
+                        upstreams: spec.services.upstreamDNS.map { configured in
+                            ResolvConf.filter(configured.map(UpstreamAddress.init), excluding: ResolvConf.addresses(of: spec.gatewayIdentity))
+                        },
+                        hostTable: LoopHostTable(dataplane: dataplane))
+                    network.dns = dns
+                    try dns.start()
+                }
+            }
+            try dataplane.start()
+        } catch {
+            stop(network)
+            throw error
+        }
+        return network
+    }
+
+    private func stop(_ network: Running) {
+        network.dns?.stop()
+        network.dns = nil
+        network.dataplane.shutdown()
+        if network.spec.uplink != nil { Firewall.remove(network: network.spec.name) }
+    }
+
+    /// Turns on the forwarding `spec` needs (before any other running network needed it).
+    private func enableForwarding(for spec: NetworkSpec) throws(SwitchError) {
+        guard let sysctl else { throw SwitchError("shared mode needs a state directory to record the sysctls it changes") }
+        try sysctl.set(Sysctl.ipv4Forwarding, to: "1")
+        if spec.nat66 && spec.ipv6Prefix != nil { try sysctl.set(Sysctl.ipv6Forwarding, to: "1") }
+    }
+
+    /// Restores forwarding sysctls no running network needs any longer.
+    private func updateForwarding() {
+        guard let sysctl else { return }
+        let shared = running.filter { $0.spec.mode == .shared }
+        if shared.isEmpty { sysctl.restore(Sysctl.ipv4Forwarding) }
+        if !shared.contains(where: { $0.spec.nat66 && $0.spec.ipv6Prefix != nil }) { sysctl.restore(Sysctl.ipv6Forwarding) }
+    }
+
+    /// Records the tables that exist because of this process, for `recover` after a crash.
+    private func saveTables() {
+        guard let tablesRecord else { return }
+        let names = running.filter { $0.spec.uplink != nil }.map(\.spec.name)
+        if names.isEmpty {
+            unlink(tablesRecord)
+        } else if !Sysctl.writeFile(tablesRecord, names.map { $0 + "\n" }.joined()) {
+            Log.warning("cannot record nftables tables in \(tablesRecord): \(errnoText(errno))")
+        }
+    }
+
+    // MARK: - Control
+
+    private func network(_ name: String) throws(SwitchError) -> Dataplane {
+        guard let network = running.first(where: { $0.spec.name == name }) else { throw SwitchError("no network named \(name)") }
+        return network.dataplane
+    }
+
+    /// Every running network, in configuration order.
+    public func status() -> [NetworkStatus] {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return running.flatMap { network in
+            network.dataplane.status().map { status in
+                var status = status
+                status.warnings = network.warnings.isEmpty ? nil : network.warnings
+                return status
+            }
+        }
+    }
+
+    public func addPort(network name: String, spec: PortSpec) throws(SwitchError) -> String {
+        try locked { () throws(SwitchError) in try network(name).addPort(network: name, spec: spec) }
+    }
+
+    public func removePort(network name: String, id: String) throws(SwitchError) {
+        try locked { () throws(SwitchError) in try network(name).removePort(network: name, id: id) }
+    }
+}
+
+/// The kernel DNS server's host table: questions go to the network's DHCP leases on its
+/// forwarding thread (one command round trip per local name, never per frame).
+struct LoopHostTable: DNSHostTable {
+    let dataplane: Dataplane
+    func address(of hostname: String) -> IPv4Address? {
+        if case .address(let a) = dataplane.lookup(network: 0, .address(hostname)) { return a }
+        return nil
+    }
+    func ipv6Address(of hostname: String) -> IPv6Address? { nil }
+    func hostname(of address: IPv4Address) -> String? {
+        if case .hostname(let name) = dataplane.lookup(network: 0, .hostname(address)) { return name }
+        return nil
+    }
+}
+
+extension NetworkSpec {
+    /// The gateway as the services present it.
+    var gatewayIdentity: GatewayIdentity {
+        GatewayIdentity(mac: gatewayMAC, ipv4: gateway, subnet: subnet, ipv6Prefix: ipv6Prefix, mtu: mtu,
+                        domain: domain, routesBeyondHost: mode == .shared)
+    }
+
+    /// The gateway's addresses on the uplink: IPv4 and, with IPv6, the ULA `::1`.
+    var gatewayAddresses: [IPAddress] {
+        [.v4(gateway)] + (ipv6Prefix.map { [.v6(IPv6Address(high: $0.high, low: 1))] } ?? [])
+    }
+}
+
+extension UpstreamAddress {
+    init(_ address: IPAddress) {
+        switch address {
+        case .v4(let a): self = .ipv4(a)
+        case .v6(let a): self = .ipv6(a)
+        }
+    }
+}
