@@ -81,11 +81,12 @@ public final class Switchboard: @unchecked Sendable {
         var next: [Running] = []
         for spec in specs {
             if let network = running.first(where: { $0.spec.name == spec.name }) {
+                Log.info("network \(spec.name): unchanged, left running")
                 next.append(network)
                 continue
             }
             do throws(SwitchError) {
-                next.append(try start(spec, alongside: next + running))
+                next.append(try start(spec))
                 Log.notice("network \(spec.name): running (\(spec.mode.rawValue) \(spec.subnet)"
                            + (spec.uplink.map { ", uplink \($0)" } ?? "") + ")")
             } catch {
@@ -116,7 +117,7 @@ public final class Switchboard: @unchecked Sendable {
         return Set(running.compactMap(\.spec.uplink))
     }
 
-    private func start(_ spec: NetworkSpec, alongside others: [Running]) throws(SwitchError) -> Running {
+    private func start(_ spec: NetworkSpec) throws(SwitchError) -> Running {
         if spec.mode == .shared && spec.nat66 && spec.ipv6Prefix != nil
             && Sysctl.read(Sysctl.ipv6Forwarding) == "0" {
             // IPv6 forwarding makes the kernel ignore RAs on accept_ra=1 interfaces (DESIGN §1).
