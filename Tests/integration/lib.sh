@@ -493,7 +493,21 @@ it_udhcpc() {
     LEASE_ROUTER=$(sed -n 's/^router=//p' "$IT_TMP/$name.bound")
 }
 
-# it_nft_table_exists NS TABLE: `inet TABLE` exists in NS.
+# it_has_addr NS IFACE CIDR: IFACE in NS holds address CIDR (e.g. 10.0.0.1/24, fd00::1/64). Prints
+# the interface's addresses when it does not. (Read whole first, not `ip ... | grep -q`: under
+# pipefail, ip can die of SIGPIPE when grep quits at the first match and fail a true check.)
+it_has_addr() {
+    local addrs
+    addrs=$(ip -n "$1" -o addr show dev "$2" 2>&1) || { echo "$addrs"; return 1; }
+    grep -qF -e "inet $3 " -e "inet6 $3 " <<<"$addrs" && return 0
+    echo "$addrs"
+    return 1
+}
+
+# it_nft_table_exists NS TABLE: `inet TABLE` exists in NS. (The listing is read whole first: with
+# `nft ... | grep -q` and pipefail, nft can die of SIGPIPE once grep has matched and quit.)
 it_nft_table_exists() {
-    ip netns exec "$1" nft list tables inet 2>/dev/null | grep -qx "table inet $2"
+    local tables
+    tables=$(ip netns exec "$1" nft list tables inet 2>/dev/null) || return 1
+    grep -qx "table inet $2" <<<"$tables"
 }

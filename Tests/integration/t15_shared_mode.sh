@@ -42,10 +42,10 @@ EOF
 it_start_switchd "$IT_TMP/switchd.yaml"
 
 # The uplink and the host-side state.
-ip -n "$HOST" -o addr show dev sw-lab | grep -q "inet $GW/24" || it_fail "sw-lab lacks $GW/24: $(ip -n "$HOST" -o addr show dev sw-lab)"
+out=$(it_has_addr "$HOST" sw-lab "$GW/24") || it_fail "sw-lab lacks $GW/24: $out"
 PREFIX=$(it_json "net('lab')['ipv6Prefix']")
 GW6=${PREFIX%/64}1
-ip -n "$HOST" -o addr show dev sw-lab | grep -q "inet6 $GW6/64" || it_fail "sw-lab lacks $GW6/64: $(ip -n "$HOST" -o addr show dev sw-lab)"
+out=$(it_has_addr "$HOST" sw-lab "$GW6/64") || it_fail "sw-lab lacks $GW6/64: $out"
 [[ $(it_json "net('lab')['uplink']") == sw-lab ]] || it_fail "status does not name the uplink"
 it_nft_table_exists "$HOST" switchd-lab || it_fail "no nftables table inet switchd-lab in $HOST"
 [[ $(ip netns exec "$HOST" sysctl -n net.ipv4.ip_forward) == 1 ]] || it_fail "IPv4 forwarding is off"
