@@ -5,6 +5,9 @@
 #   switchd  two `tap` ports of a switchd release build (SWITCHD, default .build/release/switchd)
 #   mixed    the same on a network that also has a plain (non-offload) dgram port reading all
 #            it gets: TSO-to-TSO throughput with a non-TSO port present (DESIGN §9)
+#   shared   a guest on a `tap` port of a `shared` network to a server behind the host: switchd
+#            runs in a third namespace ("the host"), the server sits behind a veth of it, and
+#            the kernel forwards and masquerades (nftables) between the uplink and the veth
 #   bridge   the Linux bridge in a third namespace, veth pairs to the two namespaces
 #   vde      vde_switch, one vde_plug2tap per namespace creating the TAP in it
 #   ovs      Open vSwitch's userspace datapath (datapath_type=netdev, userspace TSO on): a
@@ -25,7 +28,7 @@ export SWITCHD=${SWITCHD:-.build/release/switchd}
 export IT_LOG_LEVEL=${IT_LOG_LEVEL:-info}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
-PATHS=${BENCH_PATHS:-switchd mixed bridge ovs vde}
+PATHS=${BENCH_PATHS:-switchd mixed shared bridge ovs vde}
 MTU=${BENCH_MTU:-1500}
 # shellcheck source=../Tests/integration/lib.sh
 source "$ROOT/Tests/integration/lib.sh"
@@ -42,14 +45,14 @@ declare -A SERVER_NS CLIENT_NS SERVER_IP
 # have PATH: whether the path's software is here (else it is left out, with a note).
 have() {
     case $1 in
-    switchd | mixed) [[ -x "$SWITCHD" ]] || { it_log "no switchd at $SWITCHD (make release): leaving out $1"; return 1; } ;;
+    switchd | mixed | shared) [[ -x "$SWITCHD" ]] || { it_log "no switchd at $SWITCHD (make release): leaving out $1"; return 1; } ;;
     bridge) true ;;
     vde) command -v vde_switch >/dev/null && command -v vde_plug2tap >/dev/null ||
         { it_log "vde2 is not installed: leaving out vde"; return 1; } ;;
     ovs) command -v ovs-vswitchd >/dev/null && command -v ovsdb-server >/dev/null &&
         [[ -r /usr/share/openvswitch/vswitch.ovsschema ]] ||
         { it_log "openvswitch-switch is not installed: leaving out ovs"; return 1; } ;;
-    *) it_fail "unknown path $1 (known: switchd mixed bridge ovs vde)" ;;
+    *) it_fail "unknown path $1 (known: switchd mixed shared bridge ovs vde)" ;;
     esac
 }
 
@@ -107,6 +110,34 @@ while True:
     it_tap_ready "$a" "$ta" 10.78.5.1/24
     it_tap_ready "$b" "$tb" 10.78.5.2/24
     CLIENT_NS[mixed]=$a SERVER_NS[mixed]=$b SERVER_IP[mixed]=10.78.5.2
+}
+
+# shared: guest -> uplink -> the host namespace's stack (forwarding, masquerade) -> veth -> server.
+setup_shared() {
+    local a h b ta run
+    a=$(it_name na) h=$(it_name nh) b=$(it_name nb) ta=$(it_name nta) run=$IT_TMP/shared
+    it_netns "$a"
+    it_netns "$h"
+    it_netns "$b"
+    mkdir -p "$run"
+    ip link add veth0 netns "$h" mtu "$MTU" type veth peer name veth0 netns "$b" mtu "$MTU"
+    it_addr "$h" veth0 10.78.7.1/24
+    it_addr "$b" veth0 10.78.7.2/24
+    cat >"$IT_TMP/shared.yaml" <<EOF
+networks:
+  nat:
+    mode: shared
+    subnet: 10.78.6.0/24
+    mtu: $MTU
+    ports:
+      - {tap: $ta, netns: $a}
+EOF
+    it_bg "$IT_TMP/switchd-shared.log" ip netns exec "$h" "$SWITCHD" run --config "$IT_TMP/shared.yaml" \
+        --run-dir "$run/run" --state-dir "$run/state" --log-level info
+    it_wait_until 20 "shared switchd" test -S "$run/run/nat/dgram.sock"
+    it_tap_ready "$a" "$ta" 10.78.6.10/24
+    ip -n "$a" route add default via 10.78.6.1
+    CLIENT_NS[shared]=$a SERVER_NS[shared]=$b SERVER_IP[shared]=10.78.7.2
 }
 
 setup_bridge() {
