@@ -193,9 +193,10 @@ public final class Dataplane: @unchecked Sendable {
                                 info: PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name,
                                                interface: name, netns: netns))
         case .link(let interface):
-            let (fd, headerSize, hadIPv6) = try Link.open(interface: interface)
+            let (fd, headerSize, hadIPv6, arpIgnore) = try Link.open(interface: interface)
             return OpenedDevice(kind: .link, fd: fd, headerSize: headerSize,
-                                info: PortInfo(id: interface, peer: interface, interface: interface, restoreIPv6: hadIPv6))
+                                info: PortInfo(id: interface, peer: interface, interface: interface, restoreIPv6: hadIPv6,
+                                               restoreARPIgnore: arpIgnore))
         }
     }
 }

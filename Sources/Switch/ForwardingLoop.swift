@@ -1085,9 +1085,7 @@ final class ForwardingLoop {
               !port.pointee.retryPending, !port.pointee.waitingWritable else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
         if port.pointee.fd >= 0 { close(port.pointee.fd) }
-        if let info = infos[Int(s)], info.restoreIPv6, let interface = info.interface {
-            Link.setIPv6(interface: interface, enabled: true)
-        }
+        if port.pointee.kind == .link, let info = infos[Int(s)] { Link.restore(info) }
         port.pointee.queue?.deallocate()
         port.pointee.streamBuffer?.deallocate()
         port.pointee.streamIOV?.deallocate()
@@ -1112,7 +1110,7 @@ final class ForwardingLoop {
     /// Closes a device that never became a port (and restores what opening it changed).
     func closeUnused(_ device: OpenedDevice) {
         close(device.fd)
-        if device.info.restoreIPv6, let interface = device.info.interface { Link.setIPv6(interface: interface, enabled: true) }
+        if device.kind == .link { Link.restore(device.info) }
     }
 
     /// The slot of the port with `id` in network `n`.

@@ -167,6 +167,8 @@ struct PortInfo {
     var netns: String? = nil
     /// A link port's interface had IPv6 on: turn it back on when the port goes.
     var restoreIPv6 = false
+    /// A link port's interface's `arp_ignore` before switchd set it to 8 (nil: unchanged).
+    var restoreARPIgnore: String? = nil
     /// The uplink of a host or shared network: frames to the gateway MAC that no service takes go
     /// here; its own frames skip the services; it cannot be removed by request.
     var isUplink = false

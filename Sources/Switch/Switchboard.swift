@@ -60,12 +60,37 @@ public final class Switchboard: @unchecked Sendable {
             }
             unlink(tablesRecord)
         }
+        // Socket directories of networks that were running then (the control socket is claimed
+        // before this runs, so nobody else serves this run directory).
+        if let entries = Self.entries(of: runDir) {
+            for name in entries.sorted() {
+                let dir = "\(runDir)/\(name)"
+                guard let files = Self.entries(of: dir), !files.isEmpty,
+                      files.allSatisfy(Dataplane.socketNames.contains) else { continue }
+                for file in files { unlink("\(dir)/\(file)") }
+                rmdir(dir)
+                cleaned.append("removed the sockets of network \(name) in \(dir)")
+            }
+        }
         return cleaned
+    }
+
+    /// The names in a directory (without . and ..), nil when it cannot be read (or is not one).
+    private static func entries(of path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// Makes the running networks those of `specs`: new ones start, removed ones stop, changed ones
     /// restart, unchanged ones are left alone (ports, MAC tables and forwarding untouched).
-    /// Returns the networks that could not start, with why; the others run regardless.
+    /// Returns the networks that could not start, with why (each message starts with
+    /// "network NAME:"); the others run regardless.
     @discardableResult
     public func apply(_ specs: [NetworkSpec]) -> [(network: String, error: SwitchError)] {
         pthread_mutex_lock(&mutex)
@@ -90,7 +115,10 @@ public final class Switchboard: @unchecked Sendable {
                 Log.notice("network \(spec.name): running (\(spec.mode.rawValue) \(spec.subnet)"
                            + (spec.uplink.map { ", uplink \($0)" } ?? "") + ")")
             } catch {
-                Log.error("network \(spec.name): \(error.description)")
+                // One "network NAME:" prefix, whichever layer the error came from.
+                let prefix = "network \(spec.name): "
+                let error = error.description.hasPrefix(prefix) ? error : SwitchError(prefix + error.description)
+                Log.error(error.description)
                 failures.append((spec.name, error))
             }
         }

@@ -8,7 +8,8 @@
 #    back to 0, STATEDIR/sysctls gone.
 # 3. Second start, then SIGKILL: the table and ip_forward=1 (and STATEDIR/sysctls) are left behind
 #    (this proves the crash case is real), while the uplink TAP dies with the process.
-# 4. Third start: the log says `cleaned up after an unclean exit`, and everything works: the
+# 4. Third start: the log says `cleaned up after an unclean exit` (table, sysctls, and the socket
+#    directory of a network that is no longer configured), and everything works: the
 #    guest (its TAP re-created, so it asks again) gets the same address back (leases persist
 #    and are stable per client), pings the gateway and fetches from the outside via NAT44.
 # 5. Final SIGTERM: forwarding back to 0, no table, no uplink, no STATEDIR/sysctls.
@@ -103,6 +104,12 @@ it_wait_until 5 "sw-lab to vanish with the process" sh -c "! ip -n $HOST link sh
 it_log "ok: after SIGKILL: table inet switchd-lab and ip_forward=1 left behind, sw-lab gone"
 
 # 4. Third run: recovery, then everything works.
+# A network the crashed run served and the next config no longer has leaves its socket
+# directory behind: stand one in (as a crashed run with network `gone` would leave it).
+mkdir -p "$RUN_DIR/gone"
+"$PY" -c 'import socket, sys
+for name in ("dgram.sock", "stream.sock"):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1] + "/" + name)' "$RUN_DIR/gone"
 # (The log is appended to by every start: only this start's lines count.)
 before=$(wc -l <"$SWITCHD_LOG")
 it_start_switchd "$IT_TMP/switchd.yaml"
@@ -110,6 +117,9 @@ recovered=$(tail -n +"$((before + 1))" "$SWITCHD_LOG" | grep 'cleaned up after a
 [[ -n "$recovered" ]] || it_fail "no 'cleaned up after an unclean exit' in the log of the third start"
 grep -q 'switchd-lab' <<<"$recovered" || it_fail "the recovery did not mention the table switchd-lab: $recovered"
 grep -q 'ip_forward' <<<"$recovered" || it_fail "the recovery did not mention ip_forward: $recovered"
+grep -q 'sockets of network gone' <<<"$recovered" || it_fail "the recovery did not mention the leftover sockets of gone: $recovered"
+[[ ! -e "$RUN_DIR/gone" ]] || it_fail "the leftover $RUN_DIR/gone is still there: $(ls "$RUN_DIR/gone")"
+[[ -S "$RUN_DIR/lab/dgram.sock" ]] || it_fail "lab's own sockets are missing"
 it_log "ok: log: $(tr '\n' ';' <<<"$recovered")"
 check_running "third run"
 tables=$(ip netns exec "$HOST" nft list tables inet | grep -c 'switchd-lab' || true)

@@ -48,7 +48,7 @@ struct RunCommand: SwitchdCommand {
         if let failure = failures.first {
             switchboard.shutdown()
             server.stop()
-            throw SwitchError("network \(failure.network): \(failure.error.description)")
+            throw failure.error
         }
         server.serve(ControlService(handler: switchboard))
         Log.notice("running \(config.networks.map(\.name).joined(separator: ", ")); control socket \(server.path)")
@@ -88,7 +88,7 @@ struct RunCommand: SwitchdCommand {
         }
         Log.notice("SIGHUP: reloading \(file)")
         for failure in switchboard.apply(next.networks) {
-            Log.error("SIGHUP: network \(failure.network) did not start: \(failure.error.description)")
+            Log.error("SIGHUP: did not start: \(failure.error.description)")
         }
         return next
     }
