@@ -126,6 +126,15 @@ enum Socket {
         _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
     }
 
+    /// A connected pair of close-on-exec unix sockets of `type` (blocking, like `make`).
+    static func pair(_ type: Int32) throws(SwitchError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SwitchError("socketpair: \(errnoText(errno))")
+        }
+        return (fds[0], fds[1])
+    }
+
     /// Closes `fd` with an RST instead of an orderly FIN (SO_LINGER 0), for stream peers we reset.
     static func reset(_ fd: Int32) {
         var l = linger(l_onoff: 1, l_linger: 0)
