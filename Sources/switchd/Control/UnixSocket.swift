@@ -109,7 +109,8 @@ final class UnixSocket: @unchecked Sendable {
         while total < 16 << 20, let n = try? read(into: &scratch), n > 0 { total += n }
     }
 
-    /// `SO_PEERCRED` of a connected socket, with the supplementary groups of `SO_PEERGROUPS`.
+    /// `SO_PEERCRED` of a connected socket, with the supplementary groups of `SO_PEERGROUPS` (none where the
+    /// kernel cannot tell them).
     func peerCredentials() throws(SocketError) -> PeerCredentials {
         var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
         let result = sw_peer_cred(fd, &pid, &uid, &gid)
@@ -120,8 +121,8 @@ final class UnixSocket: @unchecked Sendable {
             groups = [UInt32](repeating: 0, count: Int(count))
             count = sw_peer_groups(fd, &groups, Int32(groups.count))
         }
-        guard count >= 0 else { throw SocketError(call: "getsockopt(SO_PEERGROUPS)", errno: -count) }
-        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(Int(count))))
+        // Kernels before 4.13 lack SO_PEERGROUPS: then only the primary group counts.
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))))
     }
 
     /// Writes all of `bytes` with `passing` attached to the first of them (SCM_RIGHTS).
