@@ -86,7 +86,7 @@ int sw_send_fd(int sock, int fd, const void *data, int len) {
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
     ssize_t n;
     do { n = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : 0;
+    return n < 0 ? -errno : (int)n;
 }
 
 int sw_recv_fd(int sock, int *fd, void *data, int len) {
@@ -108,6 +108,17 @@ int sw_peer_cred(int sock, int *pid, unsigned int *uid, unsigned int *gid) {
     if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &l) < 0) return -errno;
     *pid = cred.pid; *uid = cred.uid; *gid = cred.gid;
     return 0;
+}
+
+#ifndef SO_PEERGROUPS
+#define SO_PEERGROUPS 59 /* Linux 4.13 */
+#endif
+
+int sw_peer_groups(int sock, unsigned int *groups, int max) {
+    socklen_t l = (socklen_t)(max * sizeof(unsigned int));
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, groups, &l) == 0) return (int)(l / sizeof(unsigned int));
+    /* ERANGE: the peer has more groups than fit; l says how many bytes they need. */
+    return errno == ERANGE ? (int)(l / sizeof(unsigned int)) : -errno;
 }
 
 int sw_eventfd(void) {

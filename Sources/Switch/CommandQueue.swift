@@ -14,12 +14,18 @@ final class LoopCommand: @unchecked Sendable {
         case status
         case lookup(network: Int, HostQuestion)
         case stop
+        /// `switchd attach`: a socketpair end `fd` becomes a port (its id in `portID`).
+        case attach(network: Int, fd: Int32, kind: AttachKind, offload: Bool, peer: String)
+        case fdb(network: Int)
+        case clientPortCount
     }
 
     let kind: Kind
     private(set) var portID: Result<String, SwitchError> = .failure(SwitchError("not run"))
     private(set) var networks: [NetworkStatus] = []
     private(set) var answer: HostAnswer = .none
+    private(set) var fdbEntries: [FDBEntry] = []
+    private(set) var count = 0
     private let done = DispatchSemaphore(value: 0)
 
     init(_ kind: Kind) { self.kind = kind }
@@ -50,6 +56,13 @@ final class LoopCommand: @unchecked Sendable {
             answer = loop.lookup(network: n, question)
         case .stop:
             loop.stop()
+        case .attach(let n, let fd, let kind, let offload, let peer):
+            portID = loop.addAttachedPort(network: n, kind: kind, fd: fd, offload: offload, peer: peer)
+                .map { .success($0) } ?? .failure(SwitchError("too many ports"))
+        case .fdb(let n):
+            fdbEntries = loop.fdb(network: n)
+        case .clientPortCount:
+            count = loop.clientPortCount()
         }
         done.signal()
     }

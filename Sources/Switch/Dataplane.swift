@@ -201,6 +201,44 @@ public final class Dataplane: @unchecked Sendable {
     }
 }
 
+// MARK: - switchd attach, fdb, idle exit
+
+extension Dataplane {
+    /// Makes a socketpair of `kind`, keeps one end as a port of network `name` (a header-less offload
+    /// peer with `offload`) and returns the other end for the client, with the port's id. `peer` is
+    /// what `status` shows as the port's peer.
+    public func attach(network name: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort {
+        let n = try network(name)
+        let (ours, theirs) = try Socket.pair(kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue))
+        // Datagrams wait in the sender's buffer until read: 1 MiB each way keeps a burst in flight.
+        for fd in [ours, theirs] { Socket.setOption(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20) }
+        let command = LoopCommand(.attach(network: n, fd: ours, kind: kind, offload: offload, peer: peer))
+        do throws(SwitchError) {
+            try run(command)
+            return AttachedPort(id: try command.portID.get(), clientFD: theirs)
+        } catch {
+            // The loop took `ours` only if it made a port of it.
+            if case .failure = command.portID { close(ours) }
+            close(theirs)
+            throw error
+        }
+    }
+
+    /// Network `name`'s forwarding table: learned MACs, their port and age.
+    public func fdb(network name: String) throws(SwitchError) -> [FDBEntry] {
+        let command = LoopCommand(.fdb(network: try network(name)))
+        try run(command)
+        return command.fdbEntries
+    }
+
+    /// Ports of every network, uplinks not counted; 0 when the switch is not running.
+    public func clientPortCount() -> Int {
+        let command = LoopCommand(.clientPortCount)
+        do { try run(command) } catch { return 0 }
+        return command.count
+    }
+}
+
 /// A TAP or link port opened by the control thread, on its way to the loop.
 struct OpenedDevice {
     var kind: PortKind

@@ -537,7 +537,7 @@ final class ForwardingLoop {
         guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending,
               !port.pointee.waitingWritable else { return }
         switch port.pointee.kind {
-        case .tap, .link, .dgramPeer:
+        case .tap, .link, .dgramPeer, .dgramConnected:
             let n = min(port.pointee.queueCount, Self.sendBatch)
             for i in 0..<n {
                 let entry = port.pointee.queue! + port.pointee.queueIndex(i)
@@ -641,7 +641,7 @@ final class ForwardingLoop {
                 popHead(port, sent: result >= 0)
                 if result < 0 { sendFailed(s, errno: -result) }
             }
-        case .link, .dgramPeer, .dgramShared:
+        case .link, .dgramPeer, .dgramShared, .dgramConnected:
             if result == -EAGAIN && port.pointee.kind == .dgramShared {
                 // dgram.sock is shared by every connected peer: never park on it, retry shortly.
                 port.pointee.inFlight = 0
@@ -766,7 +766,7 @@ final class ForwardingLoop {
             let net = networks + n
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
-                if ports[Int(s)].kind.hasVnetHeader && !ports[Int(s)].receivePending { armDeviceRead(s) }
+                if ports[Int(s)].kind.readsOwnFD && !ports[Int(s)].receivePending { armDeviceRead(s) }
             }
             for offload in [false, true] { armDgramReceive(network: n, offload: offload) }
         }
@@ -795,8 +795,8 @@ final class ForwardingLoop {
             }
         } else if result >= headerSize, let buffer {
             let start = BufferRing.start
-            // A 10-byte header (AF_PACKET on older kernels) has no num_buffers.
-            var header = VirtioNetHeader(loading: pool.pointer(buffer, start))
+            // A 10-byte header (AF_PACKET on older kernels) has no num_buffers; an attached dgram socket has none.
+            var header = headerSize == 0 ? VirtioNetHeader.none : VirtioNetHeader(loading: pool.pointer(buffer, start))
             if headerSize == 10 { header.numBuffers = 0 }
             forward(buffer: buffer, offset: start + headerSize, length: Int(result) - headerSize, header: header, from: s)
         } else {
@@ -1205,6 +1205,45 @@ final class ForwardingLoop {
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
             return status
+        }
+    }
+}
+
+// MARK: - switchd attach, fdb, idle exit
+
+extension ForwardingLoop {
+    /// Adds one end of a `switchd attach` socketpair as a port of network `n`: a stream port, or a
+    /// dgram port that reads its own fd (multishot read, one datagram per completion) and sends like a
+    /// connected dgram peer. `offload`: a header-less offload peer (as on the offload sockets).
+    /// Returns the new port's id, nil when no slot is left (the caller still owns `fd` then).
+    func addAttachedPort(network n: Int, kind: AttachKind, fd: Int32, offload: Bool, peer: String) -> String? {
+        let id = "\(kind.rawValue)-\(nextPortNumber)"
+        nextPortNumber += 1
+        let portKind: PortKind = kind == .stream ? .stream : .dgramConnected
+        guard let s = addPort(network: n, kind: portKind, fd: fd, info: PortInfo(id: id, peer: peer)) else { return nil }
+        ports[Int(s)].offloadPeer = offload
+        if kind == .stream {
+            armStreamReceive(s)
+        } else {
+            ports[Int(s)].headerSize = 0
+            armDeviceRead(s)
+        }
+        Log.info("network \(specs[n].name): \(peer) joined as \(id)\(offload ? " (offload)" : "")")
+        return id
+    }
+
+    /// Network `n`'s learned MACs with the id of their port and their age in seconds.
+    func fdb(network n: Int) -> [FDBEntry] {
+        networks[n].table.snapshot(now: now).compactMap { entry in
+            guard ports[Int(entry.port)].isActive, let info = infos[Int(entry.port)] else { return nil }
+            return FDBEntry(mac: entry.mac.description, port: info.id, age: Int(entry.age))
+        }
+    }
+
+    /// Ports of every network, uplinks not counted (what `--exit-when-idle` watches).
+    func clientPortCount() -> Int {
+        (0..<specs.count).reduce(0) { sum, n in
+            sum + networks[n].portCount - (networks[n].uplink == Self.noUplink ? 0 : 1)
         }
     }
 }

@@ -176,3 +176,29 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
         self.mtu = mtu; self.uplink = uplink; self.sockets = sockets; self.ports = ports; self.leases = leases
     }
 }
+
+/// The socket type of a port made by `switchd attach` (DESIGN §6): one end of a socketpair.
+public enum AttachKind: String, Sendable, Codable, CaseIterable {
+    /// SOCK_DGRAM: one frame per datagram (QEMU `dgram,local.type=fd`, libkrun `unixgram,fd=`).
+    case dgram
+    /// SOCK_STREAM: 4-byte big-endian length, then the frame (QEMU `stream,addr.type=fd`, libkrun `unixstream,fd=`).
+    case stream
+}
+
+/// A port made by `switchd attach`: its id, and the socketpair end for the client (the caller closes it
+/// once it has been passed on).
+public struct AttachedPort: Sendable, Equatable {
+    public var id: String
+    public var clientFD: Int32
+    public init(id: String, clientFD: Int32) { self.id = id; self.clientFD = clientFD }
+}
+
+/// One learned MAC of a network's forwarding table, as `switchd fdb` shows it.
+public struct FDBEntry: Codable, Sendable, Equatable {
+    public var mac: String
+    /// The id of the port it was learned on.
+    public var port: String
+    /// Seconds since a frame from it was last seen.
+    public var age: Int
+    public init(mac: String, port: String, age: Int) { self.mac = mac; self.port = port; self.age = age }
+}

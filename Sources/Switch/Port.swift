@@ -20,6 +20,9 @@ enum PortKind: UInt8 {
     case dgramShared
     /// An accepted connection on stream.sock: 4-byte length + frame.
     case stream
+    /// A connected datagram socket of its own (a `switchd attach` socketpair end): receives with a
+    /// multishot read of its fd like a TAP (no header), sends like `dgramPeer`.
+    case dgramConnected
 
     /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
     var hasVnetHeader: Bool { self == .tap || self == .link }
@@ -28,10 +31,14 @@ enum PortKind: UInt8 {
         switch self {
         case .tap: "tap"
         case .link: "link"
-        case .dgramPeer, .dgramShared: "dgram"
+        case .dgramPeer, .dgramShared, .dgramConnected: "dgram"
         case .stream: "stream"
         }
     }
+
+    /// The port's own fd is read with a multishot read into the buffer ring (`headerSize` bytes of
+    /// virtio-net header before each frame: 0 for `dgramConnected`).
+    var readsOwnFD: Bool { self == .tap || self == .link || self == .dgramConnected }
 }
 
 /// Why a frame was dropped; the counters behind `drops` in `status`.

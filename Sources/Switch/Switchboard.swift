@@ -284,3 +284,20 @@ extension UpstreamAddress {
         }
     }
 }
+
+// MARK: - switchd attach, fdb, idle exit
+
+extension Switchboard {
+    public func attach(network name: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort {
+        try locked { () throws(SwitchError) in try network(name).attach(network: name, kind: kind, offload: offload, peer: peer) }
+    }
+
+    public func fdb(network name: String) throws(SwitchError) -> [FDBEntry] {
+        try locked { () throws(SwitchError) in try network(name).fdb(network: name) }
+    }
+
+    /// Ports of every running network, uplinks not counted (`--exit-when-idle`).
+    public func clientPortCount() -> Int {
+        (try? locked { () throws(SwitchError) in running.reduce(0) { $0 + $1.dataplane.clientPortCount() } }) ?? 0
+    }
+}

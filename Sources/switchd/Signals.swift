@@ -20,6 +20,27 @@ enum Signals {
         signal(SIGPIPE, SIG_IGN)
     }
 
+    /// Waits up to `seconds` for the next signal; nil when none came in time.
+    static func next(timeout seconds: Double) -> Event? {
+        var mask = set
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        let end = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + max(0, seconds)
+        while true {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let left = end - (Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+            guard left > 0 else { return nil }
+            var wait = timespec(tv_sec: Int(left), tv_nsec: Int((left - left.rounded(.down)) * 1e9))
+            let received = sigtimedwait(&mask, nil, &wait)
+            switch received {
+            case SIGHUP: return .reload
+            case SIGTERM, SIGINT: return .terminate
+            default: continue  // EAGAIN (timeout: the loop ends it), EINTR
+            }
+        }
+    }
+
     /// Waits for the next signal.
     static func next() -> Event {
         var mask = set

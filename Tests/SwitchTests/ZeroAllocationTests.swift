@@ -1,5 +1,5 @@
-// The forwarding path allocates nothing: 100 000 frames between two dgram peers, counted by an
-// interposed malloc that watches the forwarding thread only.
+// The forwarding path allocates nothing: 100 000 frames between two dgram peers (and between two
+// `switchd attach` dgram ports), counted by an interposed malloc that watches the forwarding thread only.
 import CMallocCounter
 import Glibc
 import Proto
@@ -82,6 +82,54 @@ final class ZeroAllocationTests: XCTestCase {
         XCTAssertEqual(malloc_counter_count(), 0, "allocations on the forwarding thread over \(total) frames")
         let port = dataplane.status().first?.ports.first { $0.rx.packets > UInt64(total) }
         XCTAssertNotNil(port, "the frames went through the switch")
+    }
+
+    /// The same between two `switchd attach` dgram ports (socketpair ends read with a multishot read).
+    func testAttachedDgramPortsAllocateNothing() throws {
+        guard !isDebugBuild() else {
+            throw XCTSkip("allocation counts are measured in release builds (make test runs them)")
+        }
+        let dir = "/tmp/switchd-alloc-attach-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { _ = try? FileManager_removeAll(dir) }
+        let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
+        let dataplane = try Dataplane(runDir: dir, networks: [spec])
+        try dataplane.start()
+        defer { dataplane.shutdown() }
+        let a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD
+        let b = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:b").clientFD
+        defer { close(a); close(b) }
+        for fd in [a, b] {
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        let macA = MACAddress(rawValue: 0x0200_0000_00aa), macB = MACAddress(rawValue: 0x0200_0000_00bb)
+        let toB = frame(from: macA, to: macB, length: 1514), toA = frame(from: macB, to: macA, length: 60)
+        var receive = [UInt8](repeating: 0, count: 70_000)
+        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
+        func receiveOne(_ fd: Int32) -> Int { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        send(a, toB)
+        send(b, toA)
+        XCTAssertEqual(receiveOne(a), 60, "a gets b's frame")
+        send(a, toB)
+        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")
+
+        malloc_counter_reset()
+        malloc_counter_watch(dataplane.forwardingThreadID)
+        let total = 100_000
+        var sent = 0, received = 0
+        while received < total {
+            while sent < total && sent - received < 64 { send(a, toB); sent += 1 }
+            let n = receiveOne(b)
+            guard n == 1514 else {
+                XCTFail("frame \(received): received \(n) bytes, expected 1514")
+                break
+            }
+            received += 1
+        }
+        malloc_counter_watch(0)
+        XCTAssertEqual(malloc_counter_count(), 0, "allocations on the forwarding thread over \(total) frames")
+        XCTAssertEqual(dataplane.status().first?.ports.map(\.peer), ["attach:a", "attach:b"])
     }
 
     func testCounterSeesAllocations() {

@@ -53,7 +53,7 @@ final class ControlRequestTests: XCTestCase {
         assertRejected("\"status\"", "malformed request: not a JSON object")
         assertRejected("{}", "malformed request: op is missing")
         assertRejected(#"{"op":7}"#, "malformed request: op must be a string")
-        assertRejected(#"{"op":"reboot"}"#, "unknown op \"reboot\" (expected status, portAdd, portDel)")
+        assertRejected(#"{"op":"reboot"}"#, "unknown op \"reboot\" (expected status, portAdd, portDel, attach, fdb)")
         assertRejected(#"{"op":"status","verbose":true}"#, "malformed request: unknown key \"verbose\"")
         assertRejected(#"{"op":"portAdd","tap":"t0"}"#, "malformed request: network is missing")
         assertRejected(#"{"op":"portAdd","network":"lab"}"#, "portAdd needs tap or link")
@@ -86,9 +86,16 @@ final class ControlRequestTests: XCTestCase {
     func testOnlyPrivilegedPeersChangeTheSwitch() {
         let handler = FakeHandler()
         XCTAssertTrue(replyLine(#"{"op":"status"}"#, handler: handler, peer: user).hasPrefix(#"{"networks":"#))
-        let denied = #"{"error":"permission denied: only root may change the switch (uid 4242 may only read status)","ok":false}"#
-        XCTAssertEqual(replyLine(#"{"op":"portAdd","network":"lab","link":"eth0"}"#, handler: handler, peer: user), denied)
-        XCTAssertEqual(replyLine(#"{"op":"portDel","network":"lab","port":"p1"}"#, handler: handler, peer: user), denied)
+        func denied(_ op: String) -> String {
+            #"{"error":"permission denied: \#(op) needs root (uid 4242 may only read status, leases and fdb; controlGroup in the configuration names a group that may)","ok":false}"#
+        }
+        XCTAssertEqual(replyLine(#"{"op":"portAdd","network":"lab","link":"eth0"}"#, handler: handler, peer: user), denied("portAdd"))
+        XCTAssertEqual(replyLine(#"{"op":"portDel","network":"lab","port":"p1"}"#, handler: handler, peer: user), denied("portDel"))
+        XCTAssertEqual(replyLine(#"{"op":"attach","network":"lab"}"#, handler: handler, peer: user), denied("attach"))
+        XCTAssertTrue(handler.attached.isEmpty)
+        // Reading the forwarding table is open to all.
+        XCTAssertEqual(replyLine(#"{"op":"fdb","network":"lab"}"#, handler: handler, peer: user),
+                       #"{"fdb":[{"age":3,"mac":"02:00:00:00:00:01","port":"p1"}],"ok":true}"#)
         XCTAssertTrue(handler.added.isEmpty)
         XCTAssertTrue(handler.removed.isEmpty)
         // A malformed request is reported as such whoever sends it.

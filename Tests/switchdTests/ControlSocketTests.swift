@@ -55,15 +55,28 @@ final class ControlSocketTests: XCTestCase {
         }
     }
 
-    func testSeveralRequestsOnOneConnectionAndMalformedLines() throws {
+    func testSeveralRequestsOnOneConnectionAndBadRequests() throws {
         let server = try startServer()
         defer { server.stop() }
-        let replies = try exchange(Array("{\"op\":\"portDel\",\"network\":\"lab\",\"port\":\"p1\"}\n\nnot json\n{\"op\":\"status\"}".utf8))
+        let replies = try exchange(Array("{\"op\":\"portDel\",\"network\":\"lab\",\"port\":\"p1\"}\n\n{\"op\":\"nope\"}\n{\"op\":\"status\"}".utf8))
         XCTAssertEqual(replies.count, 3)
         XCTAssertEqual(replies[0], #"{"ok":true}"#)
-        XCTAssertEqual(replies[1], #"{"error":"malformed request: not valid JSON","ok":false}"#)
+        XCTAssertEqual(replies[1], #"{"error":"unknown op \"nope\" (expected status, portAdd, portDel, attach, fdb)","ok":false}"#)
         XCTAssertTrue(replies[2].hasPrefix(#"{"networks":[{"#), replies[2])
         // The daemon is unaffected.
+        XCTAssertNoThrow(try ControlClient(path: path).send(.status))
+    }
+
+    func testGarbageGetsAnErrorAndTheConnectionCloses() throws {
+        let server = try startServer()
+        defer { server.stop() }
+        for garbage in ["not json\n{\"op\":\"status\"}\n", "\u{0}\u{1}\u{ff}\n{\"op\":\"status\"}\n", "[1,2]\n{\"op\":\"status\"}\n"] {
+            let replies = try exchange(Array(garbage.utf8))
+            XCTAssertEqual(replies.count, 1, "\(replies)")
+            XCTAssertTrue(replies.first?.hasPrefix(#"{"error":"malformed request: not"#) == true, "\(replies)")
+        }
+        // Truncated: no newline, then the client closes; the fragment is answered.
+        XCTAssertEqual(try exchange(Array("{\"op\":\"stat".utf8)), [#"{"error":"malformed request: not valid JSON","ok":false}"#])
         XCTAssertNoThrow(try ControlClient(path: path).send(.status))
     }
 
@@ -73,6 +86,33 @@ final class ControlSocketTests: XCTestCase {
         let huge = Array(("{\"op\":\"status\",\"pad\":\"" + String(repeating: "x", count: 70_000) + "\"}\n{\"op\":\"status\"}\n").utf8)
         XCTAssertEqual(try exchange(huge), [#"{"error":"request longer than 65536 bytes","ok":false}"#])
         XCTAssertNoThrow(try ControlClient(path: path).send(.status))
+    }
+
+    func testAttachPassesASocketAndTheConnectionIsItsLease() throws {
+        let handler = FakeHandler()
+        let server = try startServer(handler)
+        defer { server.stop() }
+        var (connection, socket) = try ControlClient(path: path).attach(.attach(network: "lab", kind: .dgram, offload: false))
+        defer { close(socket) }
+        XCTAssertEqual(fcntl(socket, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC, "received close-on-exec; attach clears it on fd N only")
+        XCTAssertEqual(handler.attached.map(\.id), ["dgram-1"])
+        XCTAssertEqual(handler.attached.first?.peer, "attach:\(getpid())")
+        // The passed end is connected to the port's end.
+        let frame: [UInt8] = Array(repeating: 0xab, count: 60)
+        XCTAssertEqual(send(socket, frame, frame.count, 0), 60)
+        var received = [UInt8](repeating: 0, count: 100)
+        XCTAssertEqual(recv(handler.attached[0].socket, &received, received.count, 0), 60)
+        // The connection still answers requests; closing it ends the lease and removes the port.
+        try connection.write(ControlRequest.status.line)
+        XCTAssertTrue(handler.removed.isEmpty)
+        connection = try UnixSocket.connect(to: path)  // drops the leased connection
+        let deadline = Date().addingTimeInterval(5)
+        while handler.removed.isEmpty && Date() < deadline { usleep(10_000) }
+        XCTAssertEqual(handler.removed.map(\.1), ["dgram-1"])
+        // A refused attach sends no socket and throws its message.
+        XCTAssertThrowsError(try ControlClient(path: path).attach(.attach(network: "dev", kind: .stream, offload: false))) { error in
+            XCTAssertEqual("\(error)", "no network dev")
+        }
     }
 
     func testRefusesWhenAnotherDaemonAnswers() throws {

@@ -1,5 +1,6 @@
 // FakeHandler: a ControlHandler that records calls, standing in for the Dataplane.
 import Foundation
+import Glibc
 import Switch
 @testable import switchd
 
@@ -28,7 +29,33 @@ final class FakeHandler: ControlHandler, @unchecked Sendable {
     }
 
     func removePort(network: String, id: String) throws(SwitchError) {
-        guard network == "lab", id == "p1" else { throw SwitchError("no port \(id) in \(network)") }
+        let attached = lock.withLock { _attached.contains { $0.id == id } }
+        guard network == "lab", id == "p1" || attached else { throw SwitchError("no port \(id) in \(network)") }
         lock.withLock { _removed.append((network, id)) }
     }
+
+    // attach: a real socketpair, whose port end the test can read (`attachedSockets`).
+    private var _attached: [(id: String, kind: AttachKind, offload: Bool, peer: String, socket: Int32)] = []
+    var attached: [(id: String, kind: AttachKind, offload: Bool, peer: String, socket: Int32)] { lock.withLock { _attached } }
+
+    func attach(network: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort {
+        guard network == "lab" else { throw SwitchError("no network \(network)") }
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, (kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)) | Int32(SOCK_CLOEXEC.rawValue),
+                         0, &fds) == 0 else { throw SwitchError("socketpair failed") }
+        return lock.withLock {
+            let id = "\(kind.rawValue)-\(_attached.count + 1)"
+            _attached.append((id, kind, offload, peer, fds[0]))
+            return AttachedPort(id: id, clientFD: fds[1])
+        }
+    }
+
+    let table = [FDBEntry(mac: "02:00:00:00:00:01", port: "p1", age: 3)]
+
+    func fdb(network: String) throws(SwitchError) -> [FDBEntry] {
+        guard network == "lab" else { throw SwitchError("no network \(network)") }
+        return table
+    }
+
+    deinit { for port in _attached { close(port.socket) } }
 }

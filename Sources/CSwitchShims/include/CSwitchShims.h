@@ -24,7 +24,8 @@ int sw_if_set_up(const char *name);
 /// Returns the interface index of `name`, or -errno.
 int sw_if_index(const char *name);
 
-/// Sends one byte and `fd` over unix socket `sock` with SCM_RIGHTS. Returns 0 or -errno.
+/// Sends `len` bytes of `data` and `fd` over unix socket `sock` with SCM_RIGHTS (MSG_NOSIGNAL).
+/// Returns the bytes sent (a stream socket may take fewer than `len`) or -errno.
 int sw_send_fd(int sock, int fd, const void *data, int len);
 
 /// Receives up to `len` bytes and at most one fd over unix socket `sock`. *fd is -1 when none came.
@@ -33,6 +34,10 @@ int sw_recv_fd(int sock, int *fd, void *data, int len);
 
 /// Peer credentials of a connected unix socket (SO_PEERCRED). Returns 0 or -errno.
 int sw_peer_cred(int sock, int *pid, unsigned int *uid, unsigned int *gid);
+
+/// Supplementary groups of the peer of a connected unix socket (SO_PEERGROUPS, Linux 4.13). Writes at most
+/// `max` gids to `groups`. Returns how many the peer has (more than `max` means the list was cut) or -errno.
+int sw_peer_groups(int sock, unsigned int *groups, int max);
 
 /// eventfd(0, EFD_CLOEXEC). Returns the fd or -errno.
 int sw_eventfd(void);

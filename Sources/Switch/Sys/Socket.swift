@@ -72,6 +72,9 @@ struct UnixAddress {
 enum Socket {
     /// SHUT_RDWR, which Glibc exports as an enum case only in some build configurations.
     static let shutRDWR: Int32 = 2
+    /// MSG_NOSIGNAL, for the same reason: with CLiburing imported elsewhere in the module, files that do not
+    /// import it cannot see Glibc's macro (always so in a whole-module release build).
+    static let noSignal: Int32 = 0x4000
 
     /// Creates a close-on-exec socket. Blocking on purpose: io_uring tries every request without
     /// blocking first and arms a poll on EAGAIN, which it would not do for an O_NONBLOCK file.
@@ -121,6 +124,15 @@ enum Socket {
     static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
         var v = value
         _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// A connected pair of close-on-exec unix sockets of `type` (blocking, like `make`).
+    static func pair(_ type: Int32) throws(SwitchError) -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, type | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
+            throw SwitchError("socketpair: \(errnoText(errno))")
+        }
+        return (fds[0], fds[1])
     }
 
     /// Closes `fd` with an RST instead of an orderly FIN (SO_LINGER 0), for stream peers we reset.

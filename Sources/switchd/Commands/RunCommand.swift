@@ -11,7 +11,9 @@ struct RunCommand: SwitchdCommand {
         Without --config, runs Lima's default networks: shared (mode shared) on 192.168.107.0/24 \
         and host (mode host) on 192.168.108.0/24. \
         SIGTERM or SIGINT shut down cleanly (uplinks, nftables tables and sysctls undone); SIGHUP rereads \
-        the file: added networks start, removed ones stop, changed ones restart, untouched ones keep their ports.
+        the file: added networks start, removed ones stop, changed ones restart, untouched ones keep their ports. \
+        Started by systemd socket activation (LISTEN_FDS, LISTEN_PID), it serves the listening socket it was \
+        given (fd 3) instead of creating RUNDIR/control.sock; see contrib/systemd.
         """
     )
 
@@ -27,6 +29,15 @@ struct RunCommand: SwitchdCommand {
     @Option(name: .long, help: "Lowest severity to log.")
     var logLevel: LogLevel = .info
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Exit cleanly after this many seconds without ports (uplinks do not count; with socket activation the next client starts it again).",
+        valueName: "SECONDS"))
+    var exitWhenIdle: Int?
+
+    func validate() throws {
+        if let exitWhenIdle, exitWhenIdle < 1 { throw ValidationError("--exit-when-idle takes a number of seconds, 1 or more") }
+    }
+
     func execute() throws {
         // Before any thread exists, so that all of them inherit the mask.
         Signals.block()
@@ -41,7 +52,8 @@ struct RunCommand: SwitchdCommand {
         try makeDirectory(stateDir, purpose: "state")
 
         // Claim the control socket first: if another daemon owns this run directory, touch nothing of it.
-        let server = try ControlServer(path: Paths.controlSocket(runDir: runDir), group: config.controlGroup)
+        let server = try controlServer(runDir: runDir, group: config.controlGroup)
+        let controlGroup = try config.controlGroup.map(resolveGroup)
         let switchboard = Switchboard(runDir: runDir, stateDir: stateDir)
         for line in switchboard.recover() { Log.notice("cleaned up after an unclean exit: \(line)") }
         let failures = switchboard.apply(config.networks)
@@ -50,12 +62,25 @@ struct RunCommand: SwitchdCommand {
             server.stop()
             throw failure.error
         }
-        server.serve(ControlService(handler: switchboard))
-        Log.notice("running \(config.networks.map(\.name).joined(separator: ", ")); control socket \(server.path)")
+        server.serve(ControlService(handler: switchboard, controlGroup: controlGroup))
+        Log.notice("running \(config.networks.map(\.name).joined(separator: ", ")); control socket \(server.path)"
+                   + (server.ownsSocket ? "" : " (socket activation)"))
 
         var current = config
+        var idle = IdleWatch(limit: exitWhenIdle)
         while true {
-            switch Signals.next() {
+            let event: Signals.Event
+            if idle.limit == nil {
+                event = Signals.next()
+            } else if let received = Signals.next(timeout: IdleWatch.pollInterval) {
+                event = received
+            } else if idle.update(ports: switchboard.clientPortCount(), now: IdleWatch.monotonicSeconds()) {
+                Log.notice("no ports for \(idle.limit ?? 0) s: exiting (--exit-when-idle)")
+                event = .terminate
+            } else {
+                continue
+            }
+            switch event {
             case .reload:
                 current = reload(current, switchboard: switchboard, runDir: runDir)
             case .terminate:
@@ -93,6 +118,24 @@ struct RunCommand: SwitchdCommand {
         return next
     }
 
+    /// The control socket: the one systemd passed (socket activation), else RUNDIR/control.sock, created.
+    private func controlServer(runDir: String, group: String?) throws -> ControlServer {
+        let expected = Paths.controlSocket(runDir: runDir)
+        guard let passed = SocketActivation.take() else { return try ControlServer(path: expected, group: group) }
+        if passed.count > 1 { Log.warning("socket activation: \(passed.count) sockets passed; serving the first (fd 3)") }
+        let server = try ControlServer(adopting: passed.fd)
+        if server.path != expected {
+            Log.warning("socket activation: the control socket is \(server.path), but clients look for \(expected)")
+        }
+        return server
+    }
+
+    /// The gid of `controlGroup`, whose members may change the switch.
+    private func resolveGroup(_ name: String) throws -> ControlGroup {
+        guard let entry = getgrnam(name) else { throw ControlError("controlGroup \(name) does not exist") }
+        return ControlGroup(name: name, gid: entry.pointee.gr_gid)
+    }
+
     /// `mkdir -p` with mode 0755.
     private func makeDirectory(_ path: String, purpose: String) throws {
         do {
@@ -101,5 +144,30 @@ struct RunCommand: SwitchdCommand {
         } catch {
             throw PathError("cannot create \(purpose) directory \(path): \((error as NSError).localizedDescription)")
         }
+    }
+}
+
+/// `--exit-when-idle`: how long the switch has had no ports, polled between signals.
+struct IdleWatch {
+    /// Seconds without ports after which the daemon exits; nil: never.
+    let limit: Int?
+    /// When the port count was last seen at 0 after being above it (or at start-up).
+    private var idleSince: Double?
+    static let pollInterval = 0.5
+
+    init(limit: Int?) { self.limit = limit }
+
+    /// Records the port count at `now` (seconds); true when the limit has passed without ports.
+    mutating func update(ports: Int, now: Double) -> Bool {
+        guard let limit, ports == 0 else { idleSince = nil; return false }
+        let since = idleSince ?? now
+        idleSince = since
+        return now - since >= Double(limit)
+    }
+
+    static func monotonicSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -28,6 +28,41 @@ struct ControlClient {
         }
     }
 
+    /// Sends an `attach` request; returns the open connection (the port's lease) and the socket that came
+    /// with the reply (close-on-exec, as everything this process opens).
+    func attach(_ request: ControlRequest) throws -> (connection: UnixSocket, socket: Int32) {
+        let socket: UnixSocket
+        do {
+            socket = try UnixSocket.connect(to: path)
+        } catch {
+            throw connectError(error)
+        }
+        try socket.write(request.line)
+        var reader = LineReader(limit: Int.max)
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var passed: Int32?
+        while true {
+            let count = try socket.read(into: &buffer, descriptor: &passed)
+            let line: [UInt8]
+            if count == 0 {
+                guard let last = reader.finish() else { throw ControlError("switchd at \(path) closed the connection without a reply") }
+                line = last
+            } else if case .line(let complete)? = reader.append(buffer[..<count]).first {
+                line = complete
+            } else {
+                continue
+            }
+            do {
+                _ = try Self.check(ControlReply(line: line))
+            } catch {
+                if let passed { close(passed) }
+                throw error
+            }
+            guard let passed else { throw ControlError("switchd sent no socket with its attach reply") }
+            return (socket, passed)
+        }
+    }
+
     /// The usual reasons a connect fails, said in the user's terms.
     private func connectError(_ error: SocketError) -> any Error {
         switch error.errno {

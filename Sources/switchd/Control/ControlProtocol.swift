@@ -11,25 +11,46 @@ enum ControlRequest: Equatable {
     case portAdd(network: String, spec: PortSpec)
     /// `{"op":"portDel","network":N,"port":ID}`
     case portDel(network: String, port: String)
+    /// `{"op":"attach","network":N,"kind":"dgram"|"stream","offload":BOOL?}`: a socketpair end comes back
+    /// with the reply (SCM_RIGHTS) and the connection is the port's lease.
+    case attach(network: String, kind: AttachKind, offload: Bool)
+    /// `{"op":"fdb","network":N}`
+    case fdb(network: String)
 
-    /// Whether the request changes the switch (and so needs a privileged peer).
+    /// Whether the request changes the switch (and so needs a privileged peer). Reading is open to all.
     var changesSwitch: Bool {
-        if case .status = self { return false }
-        return true
+        switch self {
+        case .status, .fdb: return false
+        default: return true
+        }
+    }
+
+    /// The request's `op`, for messages.
+    var op: String {
+        switch self {
+        case .status: "status"
+        case .portAdd: "portAdd"
+        case .portDel: "portDel"
+        case .attach: "attach"
+        case .fdb: "fdb"
+        }
     }
 
     /// The `op` names, for messages.
-    static let ops = ["status", "portAdd", "portDel"]
+    static let ops = ["status", "portAdd", "portDel", "attach", "fdb"]
 
     /// Decodes one request line (without its newline).
+    /// Input that is not a JSON object throws an error that closes the connection (`closesConnection`).
     init(line: [UInt8]) throws(ControlError) {
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed])
         } catch {
-            throw ControlError("malformed request: not valid JSON")
+            throw ControlError("malformed request: not valid JSON", closesConnection: true)
         }
-        guard let fields = object as? [String: Any] else { throw ControlError("malformed request: not a JSON object") }
+        guard let fields = object as? [String: Any] else {
+            throw ControlError("malformed request: not a JSON object", closesConnection: true)
+        }
         let request = Fields(fields)
         let op = try request.required("op")
         switch op {
@@ -61,6 +82,17 @@ enum ControlRequest: Equatable {
         case "portDel":
             try request.allow(["network", "port"])
             self = .portDel(network: try request.required("network"), port: try request.required("port"))
+        case "attach":
+            try request.allow(["network", "kind", "offload"])
+            let network = try request.required("network")
+            let kindName = try request.string("kind") ?? AttachKind.dgram.rawValue
+            guard let kind = AttachKind(rawValue: kindName) else {
+                throw ControlError("attach kind must be dgram or stream, not \"\(kindName)\"")
+            }
+            self = .attach(network: network, kind: kind, offload: try request.bool("offload") ?? false)
+        case "fdb":
+            try request.allow(["network"])
+            self = .fdb(network: try request.required("network"))
         default:
             throw ControlError("unknown op \"\(op)\" (expected \(Self.ops.joined(separator: ", ")))")
         }
@@ -80,6 +112,11 @@ enum ControlRequest: Equatable {
             fields = ["op": "portAdd", "network": network, "link": interface]
         case .portDel(let network, let port):
             fields = ["op": "portDel", "network": network, "port": port]
+        case .attach(let network, let kind, let offload):
+            struct Attach: Encodable { var op = "attach", network: String, kind: AttachKind, offload: Bool }
+            return ControlReply.encodeLine(Attach(network: network, kind: kind, offload: offload))
+        case .fdb(let network):
+            fields = ["op": "fdb", "network": network]
         }
         return ControlReply.encodeLine(fields)
     }
@@ -97,6 +134,16 @@ enum ControlRequest: Equatable {
             guard let value = fields[key] else { return nil }
             guard let text = value as? String else { throw ControlError("malformed request: \(key) must be a string") }
             return text
+        }
+
+        func bool(_ key: String) throws(ControlError) -> Bool? {
+            guard let value = fields[key] else { return nil }
+            // JSONSerialization gives NSNumber for numbers and booleans alike; only booleans have type "c"
+            // (a JSON number is never an Int8), so 1 is not taken for true.
+            guard let number = value as? NSNumber, number.objCType.pointee == CChar(UInt8(ascii: "c")) else {
+                throw ControlError("malformed request: \(key) must be true or false")
+            }
+            return number.boolValue
         }
 
         func required(_ key: String) throws(ControlError) -> String {
@@ -121,9 +168,11 @@ struct ControlReply: Codable, Equatable {
     var port: String?
     /// status: every network.
     var networks: [NetworkStatus]?
+    /// fdb: the network's learned MACs.
+    var fdb: [FDBEntry]?
 
-    static func success(port: String? = nil, networks: [NetworkStatus]? = nil) -> ControlReply {
-        ControlReply(ok: true, port: port, networks: networks)
+    static func success(port: String? = nil, networks: [NetworkStatus]? = nil, fdb: [FDBEntry]? = nil) -> ControlReply {
+        ControlReply(ok: true, port: port, networks: networks, fdb: fdb)
     }
 
     static func failure(_ message: String) -> ControlReply { ControlReply(ok: false, error: message) }
@@ -140,8 +189,8 @@ struct ControlReply: Codable, Equatable {
         }
     }
 
-    init(ok: Bool, error: String? = nil, port: String? = nil, networks: [NetworkStatus]? = nil) {
-        self.ok = ok; self.error = error; self.port = port; self.networks = networks
+    init(ok: Bool, error: String? = nil, port: String? = nil, networks: [NetworkStatus]? = nil, fdb: [FDBEntry]? = nil) {
+        self.ok = ok; self.error = error; self.port = port; self.networks = networks; self.fdb = fdb
     }
 
     /// Compact JSON (no newlines inside, keys sorted) plus `\n`.
@@ -156,5 +205,10 @@ struct ControlReply: Codable, Equatable {
 /// A control-socket failure: a bad request, a refused operation or an unreachable daemon.
 struct ControlError: Error, CustomStringConvertible, Equatable {
     var description: String
-    init(_ description: String) { self.description = description }
+    /// The input was not a request at all (not JSON, not an object): the server answers and closes.
+    var closesConnection = false
+    init(_ description: String, closesConnection: Bool = false) {
+        self.description = description
+        self.closesConnection = closesConnection
+    }
 }

@@ -10,15 +10,23 @@ final class ControlServer: @unchecked Sendable {
     /// At most this many connections are served at once; more are told so and closed.
     static let maxConnections = 64
 
+    /// Seconds a connection may stay silent before it is closed, unless it holds a lease (`attach`).
+    static let idleTimeout = 120
+
     private let listener: UnixSocket
     private let lock = NSLock()
     private var connections = 0
     private var stopped = false
+    /// False for a socket systemd passed (socket activation): the socket and its file stay systemd's,
+    /// so `stop` neither shuts it down nor unlinks it, and connections not yet accepted wait for the next start.
+    let ownsSocket: Bool
+    private let acceptLoopDone = DispatchSemaphore(value: 0)
 
     /// Claims `path` and listens on it with mode 0660, group `group` when given.
     /// Refuses when another daemon answers on `path`; removes a stale socket left by one that died.
     init(path: String, group: String?) throws {
         self.path = path
+        ownsSocket = true
         try Self.removeStale(path)
         listener = try UnixSocket.listen(at: path)
         do {
@@ -29,6 +37,14 @@ final class ControlServer: @unchecked Sendable {
         }
     }
 
+    /// Serves a listening socket passed by systemd (`LISTEN_FDS`); `path` is where it is bound.
+    init(adopting fd: Int32) throws {
+        let adopted = try UnixSocket.adoptListening(fd: fd)
+        listener = adopted.socket
+        path = adopted.path
+        ownsSocket = false
+    }
+
     /// Starts accepting connections, each answered by `service`.
     func serve(_ service: ControlService) {
         let thread = Thread { [self] in acceptLoop(service) }
@@ -37,14 +53,27 @@ final class ControlServer: @unchecked Sendable {
     }
 
     /// Stops accepting and removes the socket file. Connections already open finish their current request.
+    /// An adopted socket is left as it is (waiting up to a second for the accept loop to let go of it).
     func stop() {
         lock.withLock { stopped = true }
-        unlink(path)
-        listener.shutdownBoth()
+        if ownsSocket {
+            unlink(path)
+            listener.shutdownBoth()
+        } else {
+            _ = acceptLoopDone.wait(timeout: .now() + 1)
+        }
     }
 
     private func acceptLoop(_ service: ControlService) {
+        defer { acceptLoopDone.signal() }
         while true {
+            if !ownsSocket {
+                // Never shut down a socket systemd owns: look at `stopped` between short waits instead.
+                while !listener.waitReadable(milliseconds: 250) {
+                    if lock.withLock({ stopped }) { return }
+                }
+                if lock.withLock({ stopped }) { return }
+            }
             let connection: UnixSocket
             do {
                 connection = try listener.accept()
@@ -65,15 +94,20 @@ final class ControlServer: @unchecked Sendable {
             }
             let thread = Thread { [self] in
                 serveConnection(connection, service)
-                lock.withLock { connections -= 1 }
             }
             thread.name = "control-conn"
             thread.start()
         }
     }
 
-    /// Answers each line of one connection until it closes or sends a line over the limit.
+    /// Answers each line of one connection until it closes, sends a line over the limit or something that
+    /// is not a request at all. Ports it attached (its leases) go when it ends.
     private func serveConnection(_ connection: UnixSocket, _ service: ControlService) {
+        var leases: [Lease] = []
+        defer {
+            for lease in leases { service.release(lease) }
+            if leases.isEmpty { lock.withLock { connections -= 1 } }
+        }
         let peer: PeerCredentials
         do {
             peer = try connection.peerCredentials()
@@ -81,22 +115,48 @@ final class ControlServer: @unchecked Sendable {
             Log.warning("control connection: \(error)")
             return
         }
+        connection.setReceiveTimeout(seconds: Self.idleTimeout)
+        /// Answers one line; false when the connection should close.
+        func answer(_ line: [UInt8]) throws -> Bool {
+            let response = service.respond(to: line, from: peer)
+            if let (lease, port) = response.attached {
+                defer { close(port.clientFD) }
+                do {
+                    try connection.write(response.reply.line, passing: port.clientFD)
+                } catch {
+                    service.release(lease)
+                    throw error
+                }
+                if leases.isEmpty {
+                    // A lease lasts as long as its client: no idle timeout, and no longer counted
+                    // against maxConnections (the port limit bounds these).
+                    connection.setReceiveTimeout(seconds: 0)
+                    lock.withLock { connections -= 1 }
+                }
+                leases.append(lease)
+                Log.info("network \(lease.network): port \(lease.port) attached for pid \(peer.pid) (uid \(peer.uid))")
+            } else {
+                try connection.write(response.reply.line)
+            }
+            return !response.closesConnection
+        }
         var reader = LineReader()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         do {
             while true {
                 let count = try connection.read(into: &buffer)
                 if count == 0 {
-                    if let last = reader.finish(), !Self.isBlank(last) {
-                        try connection.write(service.reply(to: last, from: peer).line)
-                    }
+                    if let last = reader.finish(), !Self.isBlank(last) { _ = try answer(last) }
                     return
                 }
                 for event in reader.append(buffer[..<count]) {
                     switch event {
                     case .line(let line):
                         guard !Self.isBlank(line) else { continue }
-                        try connection.write(service.reply(to: line, from: peer).line)
+                        if try !answer(line) {
+                            connection.closeAfterDraining()
+                            return
+                        }
                     case .tooLong:
                         try connection.write(ControlReply.failure("request longer than \(reader.limit) bytes").line)
                         connection.closeAfterDraining()

@@ -7,54 +7,124 @@ protocol ControlHandler: AnyObject, Sendable {
     func status() -> [NetworkStatus]
     func addPort(network: String, spec: PortSpec) throws(SwitchError) -> String
     func removePort(network: String, id: String) throws(SwitchError)
+    func attach(network: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort
+    func fdb(network: String) throws(SwitchError) -> [FDBEntry]
 }
 
 extension Dataplane: ControlHandler {}
 extension Switchboard: ControlHandler {}
 
-/// Who is on the other end of a control connection (`SO_PEERCRED`).
+/// Who is on the other end of a control connection (`SO_PEERCRED`, and `SO_PEERGROUPS` for `groups`).
 struct PeerCredentials: Equatable, Sendable {
     var pid: Int32
     var uid: UInt32
     var gid: UInt32
+    /// Supplementary groups.
+    var groups: [UInt32] = []
+}
+
+/// The group that may change the switch besides root (`controlGroup`), resolved when the daemon starts.
+struct ControlGroup: Equatable, Sendable {
+    var name: String
+    var gid: UInt32
+}
+
+/// Who may change the switch (DESIGN §6): root, the daemon's own user (who could ptrace it anyway), and
+/// members of `controlGroup` by primary or supplementary group. Anyone who can connect may read.
+struct AccessPolicy: Equatable, Sendable {
+    var privilegedUIDs: Set<UInt32>
+    var group: ControlGroup?
+
+    func mayChange(_ peer: PeerCredentials) -> Bool {
+        if privilegedUIDs.contains(peer.uid) { return true }
+        guard let group else { return false }
+        return peer.gid == group.gid || peer.groups.contains(group.gid)
+    }
+
+    /// The refusal of `op` to `peer`.
+    func refusal(op: String, peer: PeerCredentials) -> String {
+        let readers = "uid \(peer.uid) may only read status, leases and fdb"
+        if let group {
+            return "permission denied: \(op) needs root or membership of group \(group.name) (\(readers))"
+        }
+        return "permission denied: \(op) needs root (\(readers); controlGroup in the configuration names a group that may)"
+    }
+}
+
+/// A port that lives as long as the control connection that asked for it (`attach`, DESIGN §6).
+struct Lease: Equatable, Sendable {
+    var network: String
+    var port: String
 }
 
 /// Turns request lines into reply lines. Stateless apart from the handler, so every connection thread shares one.
 struct ControlService: Sendable {
     let handler: any ControlHandler
-    /// Users who may change the switch: root, and the daemon's own user (who could ptrace it anyway).
-    let privilegedUIDs: Set<UInt32>
+    let access: AccessPolicy
 
-    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, geteuid()]) {
+    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, geteuid()], controlGroup: ControlGroup? = nil) {
         self.handler = handler
-        self.privilegedUIDs = privilegedUIDs
+        self.access = AccessPolicy(privilegedUIDs: privilegedUIDs, group: controlGroup)
+    }
+
+    /// What one request line gets: the reply, for `attach` the socket to pass with it and the lease it
+    /// starts, and whether the server should close the connection after replying.
+    struct Response {
+        var reply: ControlReply
+        var attached: (lease: Lease, port: AttachedPort)? = nil
+        var closesConnection = false
     }
 
     /// The reply to one request line (without its newline). Never throws: every failure is a reply.
+    /// An `attach` made here is undone at once (its socket closed, its port removed): only the server,
+    /// which can pass the socket on, uses `respond`.
     func reply(to line: [UInt8], from peer: PeerCredentials) -> ControlReply {
+        let response = respond(to: line, from: peer)
+        if let attached = response.attached {
+            close(attached.port.clientFD)
+            release(attached.lease)
+        }
+        return response.reply
+    }
+
+    /// The response to one request line (without its newline); the caller owns an attached socket.
+    func respond(to line: [UInt8], from peer: PeerCredentials) -> Response {
         let request: ControlRequest
         do {
             request = try ControlRequest(line: line)
         } catch {
-            return .failure(error.description)
+            return Response(reply: .failure(error.description), closesConnection: error.closesConnection)
         }
-        // TODO(controlGroup): DESIGN §6 also lets members of `controlGroup` change things; that needs
-        // SO_PEERGROUPS and lands with the group support. Until then only privilegedUIDs may.
-        if request.changesSwitch, !privilegedUIDs.contains(peer.uid) {
-            return .failure("permission denied: only root may change the switch (uid \(peer.uid) may only read status)")
+        if request.changesSwitch, !access.mayChange(peer) {
+            return Response(reply: .failure(access.refusal(op: request.op, peer: peer)))
         }
         do {
             switch request {
             case .status:
-                return .success(networks: handler.status())
+                return Response(reply: .success(networks: handler.status()))
             case .portAdd(let network, let spec):
-                return .success(port: try handler.addPort(network: network, spec: spec))
+                return Response(reply: .success(port: try handler.addPort(network: network, spec: spec)))
             case .portDel(let network, let port):
                 try handler.removePort(network: network, id: port)
-                return .success()
+                return Response(reply: .success())
+            case .attach(let network, let kind, let offload):
+                let port = try handler.attach(network: network, kind: kind, offload: offload, peer: "attach:\(peer.pid)")
+                return Response(reply: .success(port: port.id), attached: (Lease(network: network, port: port.id), port))
+            case .fdb(let network):
+                return Response(reply: .success(fdb: try handler.fdb(network: network)))
             }
         } catch {
-            return .failure(error.description)
+            return Response(reply: .failure(error.description))
+        }
+    }
+
+    /// Ends a lease: its port goes (unless it went already, e.g. a stream port at EOF).
+    func release(_ lease: Lease) {
+        Log.info("network \(lease.network): the switchd attach connection of port \(lease.port) closed")
+        do {
+            try handler.removePort(network: lease.network, id: lease.port)
+        } catch {
+            Log.debug("lease of \(lease.port) on \(lease.network) ended: \(error.description)")
         }
     }
 }

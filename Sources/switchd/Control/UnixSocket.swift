@@ -17,7 +17,7 @@ struct SocketError: Error, CustomStringConvertible {
 final class UnixSocket: @unchecked Sendable {
     let fd: Int32
 
-    private init(fd: Int32) { self.fd = fd }
+    init(fd: Int32) { self.fd = fd }
     deinit { close(fd) }
 
     private static func make() throws(SocketError) -> UnixSocket {
@@ -109,11 +109,79 @@ final class UnixSocket: @unchecked Sendable {
         while total < 16 << 20, let n = try? read(into: &scratch), n > 0 { total += n }
     }
 
-    /// `SO_PEERCRED` of a connected socket.
+    /// `SO_PEERCRED` of a connected socket, with the supplementary groups of `SO_PEERGROUPS` (none where the
+    /// kernel cannot tell them).
     func peerCredentials() throws(SocketError) -> PeerCredentials {
         var pid: Int32 = 0, uid: UInt32 = 0, gid: UInt32 = 0
         let result = sw_peer_cred(fd, &pid, &uid, &gid)
         guard result == 0 else { throw SocketError(call: "getsockopt(SO_PEERCRED)", errno: -result) }
-        return PeerCredentials(pid: pid, uid: uid, gid: gid)
+        var groups = [UInt32](repeating: 0, count: 64)
+        var count = sw_peer_groups(fd, &groups, Int32(groups.count))
+        if count > groups.count {  // more than 64: ask again with room for all of them
+            groups = [UInt32](repeating: 0, count: Int(count))
+            count = sw_peer_groups(fd, &groups, Int32(groups.count))
+        }
+        // Kernels before 4.13 lack SO_PEERGROUPS: then only the primary group counts.
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(Int(max(0, count)))))
+    }
+
+    /// Writes all of `bytes` with `passing` attached to the first of them (SCM_RIGHTS).
+    func write(_ bytes: [UInt8], passing descriptor: Int32) throws(SocketError) {
+        let n = bytes.withUnsafeBytes { sw_send_fd(fd, descriptor, $0.baseAddress, Int32($0.count)) }
+        guard n >= 0 else { throw SocketError(call: "sendmsg(SCM_RIGHTS)", errno: -n) }
+        if n < bytes.count { try write(Array(bytes[Int(n)...])) }
+    }
+
+    /// Reads what is available into `buffer`, with a descriptor if one came along (close-on-exec);
+    /// a count of 0 at end of input.
+    func read(into buffer: inout [UInt8], descriptor: inout Int32?) throws(SocketError) -> Int {
+        var received: Int32 = -1
+        let n = buffer.withUnsafeMutableBytes { sw_recv_fd(fd, &received, $0.baseAddress, Int32($0.count)) }
+        guard n >= 0 else { throw SocketError(call: "recvmsg", errno: -n) }
+        if received >= 0 {
+            if let earlier = descriptor { Glibc.close(earlier) }
+            descriptor = received
+        }
+        return Int(n)
+    }
+
+    /// Reads fail with EAGAIN after `seconds` without input (0: wait forever).
+    func setReceiveTimeout(seconds: Int) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Waits up to `milliseconds` for the socket to become readable (a connection to accept); true if it did.
+    func waitReadable(milliseconds: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&entry, 1, milliseconds) > 0
+    }
+
+    /// Takes over `fd` as an already listening control socket (systemd socket activation), after checking
+    /// that it is one: AF_UNIX, SOCK_STREAM, listening. Returns the socket and the path it is bound to.
+    static func adoptListening(fd: Int32) throws(ControlError) -> (socket: UnixSocket, path: String) {
+        func option(_ name: Int32) -> Int32? {
+            var value: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            return getsockopt(fd, SOL_SOCKET, name, &value, &length) == 0 ? value : nil
+        }
+        guard let domain = option(SO_DOMAIN) else {
+            throw ControlError("socket activation: fd \(fd) is not a socket (\(String(cString: strerror(errno))))")
+        }
+        guard domain == AF_UNIX, option(SO_TYPE) == Int32(SOCK_STREAM.rawValue) else {
+            throw ControlError("socket activation: fd \(fd) is not an AF_UNIX SOCK_STREAM socket (ListenStream= must be a path)")
+        }
+        guard option(SO_ACCEPTCONN) == 1 else { throw ControlError("socket activation: fd \(fd) is not listening") }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        var address = sockaddr_un()
+        var length = socklen_t(MemoryLayout<sockaddr_un>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        let pathLength = max(0, Int(length) - MemoryLayout<sa_family_t>.size)
+        let path = withUnsafeBytes(of: address.sun_path) { raw in
+            String(decoding: raw.prefix(pathLength).prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return (UnixSocket(fd: fd), path)
     }
 }
