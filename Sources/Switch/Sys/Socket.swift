@@ -72,9 +72,6 @@ struct UnixAddress {
 enum Socket {
     /// SHUT_RDWR, which Glibc exports as an enum case only in some build configurations.
     static let shutRDWR: Int32 = 2
-    /// MSG_NOSIGNAL, for the same reason: with CLiburing imported elsewhere in the module, files that do not
-    /// import it cannot see Glibc's macro (always so in a whole-module release build).
-    static let noSignal: Int32 = 0x4000
 
     /// Creates a close-on-exec socket. Blocking on purpose: io_uring tries every request without
     /// blocking first and arms a poll on EAGAIN, which it would not do for an O_NONBLOCK file.
