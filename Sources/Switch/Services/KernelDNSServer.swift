@@ -557,7 +557,7 @@ final class KernelDNSServer: @unchecked Sendable {
     private func send(_ message: [UInt8], from fd: Int32, to destination: InetSocketAddress, what: String) {
         while true {
             let n = message.withUnsafeBytes { bytes in
-                destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
+                destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Socket.noSignal, $0, $1) }
             }
             if n >= 0 { return }
             switch errno {
@@ -750,7 +750,7 @@ final class KernelDNSServer: @unchecked Sendable {
     private func flush(_ connection: Connection, now: Int64) -> Bool {
         while connection.pendingOutput > 0 {
             let n = connection.output.withUnsafeBytes {
-                Glibc.send(connection.fd, $0.baseAddress! + connection.outputStart, connection.pendingOutput, Int32(MSG_NOSIGNAL))
+                Glibc.send(connection.fd, $0.baseAddress! + connection.outputStart, connection.pendingOutput, Socket.noSignal)
             }
             if n > 0 {
                 connection.outputStart += n

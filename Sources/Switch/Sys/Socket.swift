@@ -188,3 +188,12 @@ extension String {
         return String(s)
     }
 }
+
+extension Socket {
+    /// MSG_NOSIGNAL and MSG_DONTWAIT by value. Glibc declares them in an anonymous enum that the C
+    /// modules that include <sys/socket.h> textually (CLiburing) declare again; in a compile batch
+    /// the importer may attribute the constants to one of those, and a file that does not import it
+    /// then cannot see them ("cannot find 'MSG_NOSIGNAL' in scope" on a fresh build).
+    static let noSignal: Int32 = 0x4000
+    static let dontWait: Int32 = 0x40
+}
