@@ -14,12 +14,17 @@ final class LoopCommand: @unchecked Sendable {
         case status
         case lookup(network: Int, HostQuestion)
         case stop
+        case addCapture(network: Int, CaptureSetup)
+        case captureStats(network: Int, CaptureTicket)
+        case removeCapture(network: Int, CaptureTicket)
     }
 
     let kind: Kind
     private(set) var portID: Result<String, SwitchError> = .failure(SwitchError("not run"))
     private(set) var networks: [NetworkStatus] = []
     private(set) var answer: HostAnswer = .none
+    private(set) var capture: Result<CaptureTicket, SwitchError> = .failure(SwitchError("not run"))
+    private(set) var captureStats: CaptureStats?
     private let done = DispatchSemaphore(value: 0)
 
     init(_ kind: Kind) { self.kind = kind }
@@ -50,6 +55,12 @@ final class LoopCommand: @unchecked Sendable {
             answer = loop.lookup(network: n, question)
         case .stop:
             loop.stop()
+        case .addCapture(let n, let setup):
+            capture = loop.addCapture(network: n, setup)
+        case .captureStats(let n, let ticket):
+            captureStats = loop.captureStats(network: n, ticket)
+        case .removeCapture(let n, let ticket):
+            captureStats = loop.removeCapture(network: n, ticket)
         }
         done.signal()
     }

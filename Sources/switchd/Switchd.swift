@@ -8,7 +8,7 @@ struct Switchd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchd",
         abstract: "A userspace virtual Ethernet switch with built-in gateway services.",
-        subcommands: [RunCommand.self, StatusCommand.self, PortCommand.self, LeasesCommand.self]
+        subcommands: [RunCommand.self, StatusCommand.self, PortCommand.self, LeasesCommand.self, CaptureCommand.self]
     )
 }
 

@@ -31,4 +31,8 @@ final class FakeHandler: ControlHandler, @unchecked Sendable {
         guard network == "lab", id == "p1" else { throw SwitchError("no port \(id) in \(network)") }
         lock.withLock { _removed.append((network, id)) }
     }
+
+    func startCapture(network: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture {
+        throw SwitchError("the fake switch cannot capture")
+    }
 }

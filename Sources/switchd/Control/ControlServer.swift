@@ -83,12 +83,14 @@ final class ControlServer: @unchecked Sendable {
         }
         var reader = LineReader()
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
+        let session = ControlSession()
+        defer { session.close() }
         do {
             while true {
                 let count = try connection.read(into: &buffer)
                 if count == 0 {
                     if let last = reader.finish(), !Self.isBlank(last) {
-                        try connection.write(service.reply(to: last, from: peer).line)
+                        try respond(to: last, on: connection, service, peer, session)
                     }
                     return
                 }
@@ -96,7 +98,7 @@ final class ControlServer: @unchecked Sendable {
                     switch event {
                     case .line(let line):
                         guard !Self.isBlank(line) else { continue }
-                        try connection.write(service.reply(to: line, from: peer).line)
+                        try respond(to: line, on: connection, service, peer, session)
                     case .tooLong:
                         try connection.write(ControlReply.failure("request longer than \(reader.limit) bytes").line)
                         connection.closeAfterDraining()
@@ -138,5 +140,14 @@ final class ControlServer: @unchecked Sendable {
             }
         }
         guard chmod(path, 0o660) == 0 else { throw SocketError(call: "chmod", path: path, errno: errno) }
+    }
+
+    /// Writes the reply to one line; a reply that starts a capture passes its socket in the same sendmsg.
+    private func respond(to line: [UInt8], on connection: UnixSocket, _ service: ControlService, _ peer: PeerCredentials,
+                         _ session: ControlSession) throws {
+        let reply = service.reply(to: line, from: peer, session: session).line
+        guard let fd = session.takePassing() else { return try connection.write(reply) }
+        defer { close(fd) }
+        try connection.write(reply, passing: fd)
     }
 }

@@ -7,6 +7,7 @@ protocol ControlHandler: AnyObject, Sendable {
     func status() -> [NetworkStatus]
     func addPort(network: String, spec: PortSpec) throws(SwitchError) -> String
     func removePort(network: String, id: String) throws(SwitchError)
+    func startCapture(network: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture
 }
 
 extension Dataplane: ControlHandler {}
@@ -31,7 +32,8 @@ struct ControlService: Sendable {
     }
 
     /// The reply to one request line (without its newline). Never throws: every failure is a reply.
-    func reply(to line: [UInt8], from peer: PeerCredentials) -> ControlReply {
+    /// `session` is the connection's state: captures live there (and need one).
+    func reply(to line: [UInt8], from peer: PeerCredentials, session: ControlSession? = nil) -> ControlReply {
         let request: ControlRequest
         do {
             request = try ControlRequest(line: line)
@@ -52,9 +54,46 @@ struct ControlService: Sendable {
             case .portDel(let network, let port):
                 try handler.removePort(network: network, id: port)
                 return .success()
+            case .capture(let network, let port, let filter):
+                guard let session else { return .failure("capture needs a control connection that stays open") }
+                guard session.capture == nil else { return .failure("this connection already holds a capture") }
+                session.hold(try handler.startCapture(network: network, port: port, filter: filter))
+                return .success()
+            case .captureStats:
+                guard let stats = session?.capture?.stats() else { return .failure("this connection holds no capture") }
+                var reply = ControlReply.success()
+                reply.capture = stats
+                return reply
             }
         } catch {
             return .failure(error.description)
         }
+    }
+}
+
+/// What one control connection holds between its requests: a capture, which lasts as long as the
+/// connection does (the connection is its lease, DESIGN §6), and the fd its reply passes.
+final class ControlSession {
+    private(set) var capture: Capture?
+    private var passing: Int32 = -1
+
+    /// Keeps `capture` until the connection closes; its socket goes out with the next reply.
+    func hold(_ capture: Capture) {
+        self.capture = capture
+        passing = capture.takeReaderFD()
+    }
+
+    /// The fd to pass with the reply being written (SCM_RIGHTS), if any; the caller closes it.
+    func takePassing() -> Int32? {
+        defer { passing = -1 }
+        return passing >= 0 ? passing : nil
+    }
+
+    /// The connection has closed: what it held ends.
+    func close() {
+        capture?.end()
+        capture = nil
+        if passing >= 0 { Glibc.close(passing) }
+        passing = -1
     }
 }

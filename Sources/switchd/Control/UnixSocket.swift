@@ -117,3 +117,23 @@ final class UnixSocket: @unchecked Sendable {
         return PeerCredentials(pid: pid, uid: uid, gid: gid)
     }
 }
+
+extension UnixSocket {
+    /// Writes a short message (a reply line) and passes `fd` with it (SCM_RIGHTS) in one sendmsg.
+    func write(_ bytes: [UInt8], passing fd: Int32) throws(SocketError) {
+        let result = bytes.withUnsafeBytes { sw_send_fd(self.fd, fd, $0.baseAddress, Int32($0.count)) }
+        guard result == 0 else { throw SocketError(call: "sendmsg(SCM_RIGHTS)", errno: -result) }
+    }
+
+    /// Reads what is available into `buffer`, and an fd passed with it (-1 when none came); 0 at end of input.
+    func read(into buffer: inout [UInt8], passed fd: inout Int32) throws(SocketError) -> Int {
+        var received: Int32 = -1
+        let n = buffer.withUnsafeMutableBytes { sw_recv_fd(self.fd, &received, $0.baseAddress, Int32($0.count)) }
+        guard n >= 0 else { throw SocketError(call: "recvmsg", errno: -n) }
+        if received >= 0 {
+            if fd >= 0 { close(fd) }
+            fd = received
+        }
+        return Int(n)
+    }
+}
