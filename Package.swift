@@ -20,15 +20,18 @@ let package = Package(
         // liburing, imported through a one-header module map (see Sources/CLiburing/shim.h).
         .systemLibrary(name: "CLiburing", pkgConfig: "liburing",
                        providers: [.apt(["liburing-dev"])]),
+        // libpcap: bpf_filter/bpf_validate for capture filters in the dataplane; pcap_compile and the
+        // pcap writer in `switchd capture` (see Sources/CPcap/shim.h).
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         // Small C helpers for what Swift cannot express well (ioctl with structs, CMSG macros).
         .target(name: "CSwitchShims"),
         // Wire formats: no syscalls, no Foundation, no allocation on parse/emit paths.
         .target(name: "Proto", swiftSettings: release),
         // The dataplane: ports, io_uring loop, forwarding table.
-        .target(name: "Switch", dependencies: ["Proto", "CLiburing", "CSwitchShims"], swiftSettings: release),
+        .target(name: "Switch", dependencies: ["Proto", "CLiburing", "CSwitchShims", "CPcap"], swiftSettings: release),
         // The executable: CLI, config, control socket.
         .executableTarget(name: "switchd", dependencies: [
-            "Switch", "Proto",
+            "Switch", "Proto", "CPcap",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),

@@ -18,6 +18,9 @@ final class LoopCommand: @unchecked Sendable {
         case attach(network: Int, fd: Int32, kind: AttachKind, offload: Bool, peer: String)
         case fdb(network: Int)
         case clientPortCount
+        case addCapture(network: Int, CaptureSetup)
+        case captureStats(network: Int, CaptureTicket)
+        case removeCapture(network: Int, CaptureTicket)
     }
 
     let kind: Kind
@@ -26,6 +29,8 @@ final class LoopCommand: @unchecked Sendable {
     private(set) var answer: HostAnswer = .none
     private(set) var fdbEntries: [FDBEntry] = []
     private(set) var count = 0
+    private(set) var capture: Result<CaptureTicket, SwitchError> = .failure(SwitchError("not run"))
+    private(set) var captureStats: CaptureStats?
     private let done = DispatchSemaphore(value: 0)
 
     init(_ kind: Kind) { self.kind = kind }
@@ -63,6 +68,12 @@ final class LoopCommand: @unchecked Sendable {
             fdbEntries = loop.fdb(network: n)
         case .clientPortCount:
             count = loop.clientPortCount()
+        case .addCapture(let n, let setup):
+            capture = loop.addCapture(network: n, setup)
+        case .captureStats(let n, let ticket):
+            captureStats = loop.captureStats(network: n, ticket)
+        case .removeCapture(let n, let ticket):
+            captureStats = loop.removeCapture(network: n, ticket)
         }
         done.signal()
     }

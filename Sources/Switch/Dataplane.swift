@@ -199,6 +199,46 @@ public final class Dataplane: @unchecked Sendable {
                                                restoreARPIgnore: arpIgnore))
         }
     }
+
+    // MARK: - Captures (Capture.swift)
+
+    /// Starts capturing the ingress of network `name`, of one port or all, through `filter` (every
+    /// frame when nil). The records go to the returned capture's reader end (`takeReaderFD`).
+    public func startCapture(network name: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture {
+        let n = try network(name)
+        let (writer, reader) = try CaptureSocket.pair()
+        let program = filter?.makeProgram()
+        let command = LoopCommand(.addCapture(network: n, CaptureSetup(fd: writer, port: port, program: program)))
+        do throws(SwitchError) {
+            guard runCaptureCommand(command, runHere: false) else { throw SwitchError("the switch is not running") }
+            return Capture(dataplane: self, network: n, ticket: try command.capture.get(), readerFD: reader)
+        } catch {
+            close(writer)
+            close(reader)
+            program?.deallocate()
+            throw error
+        }
+    }
+
+    /// Runs a capture command on the loop. It is posted under the mutex `shutdown` posts `stop`
+    /// under, so it runs before the loop stops. Once the loop thread has exited (joined under that
+    /// mutex) a `runHere` command runs on this thread instead, on state that is then ours: a capture's
+    /// lease may end after its network stopped, and its counters are still wanted. False when the
+    /// command did not run.
+    @discardableResult
+    func runCaptureCommand(_ command: LoopCommand, runHere: Bool = true) -> Bool {
+        pthread_mutex_lock(&mutex)
+        if thread != nil && !stopped {
+            commands.post(command)
+            pthread_mutex_unlock(&mutex)
+            command.wait()
+            return true
+        }
+        defer { pthread_mutex_unlock(&mutex) }
+        guard runHere else { return false }
+        command.execute(on: loop)
+        return true
+    }
 }
 
 // MARK: - switchd attach, fdb, idle exit

@@ -62,6 +62,8 @@ struct NetworkRuntime {
     var hasServices = false
     /// The uplink port of a host or shared network (`ForwardingLoop.noUplink` when there is none).
     var uplink: UInt16 = ForwardingLoop.noUplink
+    /// `switchd capture` on this network (Capture.swift).
+    var captures = CaptureTable()
 }
 
 final class ForwardingLoop {
@@ -153,6 +155,7 @@ final class ForwardingLoop {
             networks[n].table.deallocate()
             networks[n].portList.deallocate()
             networks[n].dgramReceives.deallocate()
+            networks[n].captures.deallocate()
         }
         networks.deallocate()
         ports.deallocate()
@@ -245,6 +248,7 @@ final class ForwardingLoop {
         case .serviceSocket: serviceSocketReadable(network: Int(c.token.slot), family: Int(c.token.aux), flags: c.flags)
         case .eventRead: eventDone()
         case .cancel: break
+        case .captureWritable: captureWritableDone(c)
         }
     }
 
@@ -260,6 +264,7 @@ final class ForwardingLoop {
         port.pointee.rxBytes &+= UInt64(length)
         guard length >= 14 else { port.pointee.count(.runt); return }
         let frame = pool.pointer(buffer, offset)
+        if net.pointee.captures.count > 0 { capture(frame, length: length, header: header, from: s) }
         var header = header
         if port.pointee.offloadPeer {
             // Header-less offload (krunkit offloading=on, the offload sockets): work out what the
@@ -1131,6 +1136,7 @@ final class ForwardingLoop {
 
     /// Closes every port and waits (briefly) for their requests to finish.
     private func closeAll() {
+        finishCaptures()
         for n in 0..<specs.count {
             while networks[n].portCount > 0 { removePort(networks[n].portList[0], reason: "shutting down") }
         }
@@ -1204,6 +1210,7 @@ final class ForwardingLoop {
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            if net.pointee.captures.count > 0 { status.captures = net.pointee.captures.count }
             return status
         }
     }

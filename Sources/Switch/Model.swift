@@ -170,6 +170,8 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
     /// Problems switchd can see but not fix, e.g. another nftables table dropping forwarded
     /// packets; absent when there are none.
     public var warnings: [String]? = nil
+    /// Captures running on this network (`switchd capture`); absent when none.
+    public var captures: Int? = nil
     public init(name: String, mode: String, subnet: String, gateway: String, ipv6Prefix: String? = nil, mtu: Int,
                 uplink: String? = nil, sockets: SocketPaths, ports: [PortStatus], leases: [LeaseStatus] = []) {
         self.name = name; self.mode = mode; self.subnet = subnet; self.gateway = gateway; self.ipv6Prefix = ipv6Prefix

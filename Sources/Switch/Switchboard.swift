@@ -246,6 +246,12 @@ public final class Switchboard: @unchecked Sendable {
     public func removePort(network name: String, id: String) throws(SwitchError) {
         try locked { () throws(SwitchError) in try network(name).removePort(network: name, id: id) }
     }
+
+    /// Starts a capture on network `name` (see `Dataplane.startCapture`). It holds that network's
+    /// dataplane, so its counters stay readable after a reload removed the network.
+    public func startCapture(network name: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture {
+        try locked { () throws(SwitchError) in try network(name).startCapture(network: name, port: port, filter: filter) }
+    }
 }
 
 /// The kernel DNS server's host table: questions go to the network's DHCP leases on its

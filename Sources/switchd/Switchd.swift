@@ -9,7 +9,8 @@ struct Switchd: ParsableCommand {
         commandName: "switchd",
         abstract: "A userspace virtual Ethernet switch with built-in gateway services.",
         subcommands: [RunCommand.self, StatusCommand.self, PortCommand.self, LeasesCommand.self,
-                      AttachCommand.self, QEMUArgsCommand.self, KrunkitArgsCommand.self, FdbCommand.self]
+                      AttachCommand.self, QEMUArgsCommand.self, KrunkitArgsCommand.self, FdbCommand.self,
+                      CaptureCommand.self]
     )
 }
 

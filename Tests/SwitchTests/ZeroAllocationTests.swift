@@ -49,7 +49,12 @@ final class ZeroAllocationTests: XCTestCase {
         func send(_ fd: Int32, _ bytes: [UInt8]) {
             _ = bytes.withUnsafeBytes { raw in server.withSockaddr { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) } }
         }
-        func receiveOne(_ fd: Int32) -> Int { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        func receiveOne(_ fd: Int32) -> Int {
+            while true {  // EINTR: once after an earlier test dropped its switch on this thread (CaptureTests)
+                let n = receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n >= 0 || errno != EINTR { return n }
+            }
+        }
 
         // Both peers join and are learned (port creation allocates; that is not the per-frame path).
         send(a.fd, toB)  // a joins; flooded to nobody yet

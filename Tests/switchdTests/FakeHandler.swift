@@ -58,4 +58,7 @@ final class FakeHandler: ControlHandler, @unchecked Sendable {
     }
 
     deinit { for port in _attached { close(port.socket) } }
+    func startCapture(network: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture {
+        throw SwitchError("the fake switch cannot capture")
+    }
 }

@@ -18,6 +18,8 @@ enum Operation: UInt8 {
     case cancel
     case writable
     case serviceSocket
+    /// POLLOUT on a stalled capture's socket (slot: network, aux: capture slot).
+    case captureWritable
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).

@@ -51,6 +51,7 @@ enum StatusReport {
                 .compactMap { name, path in path.map { [name, $0] } }
             if !sockets.isEmpty { out += indent(table(sockets), "  ") }
             for warning in network.warnings ?? [] { out += "  warning: \(warning)\n" }
+            if let captures = network.captures { out += "  captures running: \(captures)\n" }
             if !network.drops.isEmpty {
                 out += "  dropped before a port: "
                     + network.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"

@@ -16,6 +16,11 @@ enum ControlRequest: Equatable {
     case attach(network: String, kind: AttachKind, offload: Bool)
     /// `{"op":"fdb","network":N}`
     case fdb(network: String)
+    /// `{"op":"capture","network":N,"port":ID?,"filter":[[code,jt,jf,k],...]?}`: the reply passes the
+    /// reading end of the capture's socket; the capture lasts as long as this connection.
+    case capture(network: String, port: String?, filter: CaptureFilter?)
+    /// `{"op":"captureStats"}`: the counters of the capture this connection holds.
+    case captureStats
 
     /// Whether the request changes the switch (and so needs a privileged peer). Reading is open to all.
     var changesSwitch: Bool {
@@ -33,11 +38,13 @@ enum ControlRequest: Equatable {
         case .portDel: "portDel"
         case .attach: "attach"
         case .fdb: "fdb"
+        case .capture: "capture"
+        case .captureStats: "captureStats"
         }
     }
 
     /// The `op` names, for messages.
-    static let ops = ["status", "portAdd", "portDel", "attach", "fdb"]
+    static let ops = ["status", "portAdd", "portDel", "attach", "fdb", "capture", "captureStats"]
 
     /// Decodes one request line (without its newline).
     /// Input that is not a JSON object throws an error that closes the connection (`closesConnection`).
@@ -93,6 +100,13 @@ enum ControlRequest: Equatable {
         case "fdb":
             try request.allow(["network"])
             self = .fdb(network: try request.required("network"))
+        case "capture":
+            try request.allow(["network", "port", "filter"])
+            self = .capture(network: try request.required("network"), port: try request.string("port"),
+                            filter: try Self.captureFilter(request.fields["filter"]))
+        case "captureStats":
+            try request.allow([])
+            self = .captureStats
         default:
             throw ControlError("unknown op \"\(op)\" (expected \(Self.ops.joined(separator: ", ")))")
         }
@@ -117,6 +131,12 @@ enum ControlRequest: Equatable {
             return ControlReply.encodeLine(Attach(network: network, kind: kind, offload: offload))
         case .fdb(let network):
             fields = ["op": "fdb", "network": network]
+        case .capture(let network, let port, let filter):
+            return ControlReply.encodeLine(CaptureLine(network: network, port: port, filter: filter?.instructions.map {
+                [UInt32($0.code), UInt32($0.jt), UInt32($0.jf), $0.k]
+            }))
+        case .captureStats:
+            fields["op"] = "captureStats"
         }
         return ControlReply.encodeLine(fields)
     }
@@ -170,6 +190,8 @@ struct ControlReply: Codable, Equatable {
     var networks: [NetworkStatus]?
     /// fdb: the network's learned MACs.
     var fdb: [FDBEntry]?
+    /// captureStats: the capture's counters.
+    var capture: CaptureStats?
 
     static func success(port: String? = nil, networks: [NetworkStatus]? = nil, fdb: [FDBEntry]? = nil) -> ControlReply {
         ControlReply(ok: true, port: port, networks: networks, fdb: fdb)
@@ -211,4 +233,44 @@ struct ControlError: Error, CustomStringConvertible, Equatable {
         self.description = description
         self.closesConnection = closesConnection
     }
+}
+
+extension ControlRequest {
+    /// A capture request's `filter`: `[[code, jt, jf, k], ...]` as libpcap compiled it, checked with
+    /// `bpf_validate` here so that the dataplane only ever runs a valid program.
+    static func captureFilter(_ value: Any?) throws(ControlError) -> CaptureFilter? {
+        guard let value else { return nil }
+        guard let rows = value as? [Any] else { throw ControlError("malformed request: filter must be an array of [code, jt, jf, k]") }
+        guard rows.count <= CaptureFilter.maxInstructions else {
+            throw ControlError("filter has \(rows.count) instructions, more than \(CaptureFilter.maxInstructions)")
+        }
+        func field(_ value: Any, max: Int) -> Int? {
+            guard let n = value as? Int, n >= 0, n <= max else { return nil }
+            return n
+        }
+        var instructions: [BPFInstruction] = []
+        instructions.reserveCapacity(rows.count)
+        for (i, row) in rows.enumerated() {
+            guard let cells = row as? [Any], cells.count == 4, let code = field(cells[0], max: 0xFFFF),
+                  let jt = field(cells[1], max: 0xFF), let jf = field(cells[2], max: 0xFF),
+                  let k = field(cells[3], max: Int(UInt32.max)) else {
+                throw ControlError("malformed request: filter instruction \(i) is not [code, jt, jf, k] "
+                                   + "(code < 65536, jt and jf < 256, k < 2^32)")
+            }
+            instructions.append(BPFInstruction(code: UInt16(code), jt: UInt8(jt), jf: UInt8(jf), k: UInt32(k)))
+        }
+        do {
+            return try CaptureFilter(instructions)
+        } catch {
+            throw ControlError(error.description)
+        }
+    }
+}
+
+/// The line of a capture request (optional keys left out).
+private struct CaptureLine: Encodable {
+    var op = "capture"
+    var network: String
+    var port: String?
+    var filter: [[UInt32]]?
 }

@@ -104,9 +104,21 @@ final class ControlServer: @unchecked Sendable {
     /// is not a request at all. Ports it attached (its leases) go when it ends.
     private func serveConnection(_ connection: UnixSocket, _ service: ControlService) {
         var leases: [Lease] = []
+        // Captures live in the session; like attached ports, the connection is their lease.
+        let session = ControlSession()
+        /// Whether this connection still counts against maxConnections (a lease holder does not).
+        var counted = true
         defer {
+            session.close()
             for lease in leases { service.release(lease) }
-            if leases.isEmpty { lock.withLock { connections -= 1 } }
+            if counted { lock.withLock { connections -= 1 } }
+        }
+        /// A lease lasts as long as its client: no idle timeout, and no longer counted against
+        /// maxConnections (the port and capture limits bound these).
+        func becomeLease() {
+            connection.setReceiveTimeout(seconds: 0)
+            if counted { lock.withLock { connections -= 1 } }
+            counted = false
         }
         let peer: PeerCredentials
         do {
@@ -118,7 +130,7 @@ final class ControlServer: @unchecked Sendable {
         connection.setReceiveTimeout(seconds: Self.idleTimeout)
         /// Answers one line; false when the connection should close.
         func answer(_ line: [UInt8]) throws -> Bool {
-            let response = service.respond(to: line, from: peer)
+            let response = service.respond(to: line, from: peer, session: session)
             if let (lease, port) = response.attached {
                 defer { close(port.clientFD) }
                 do {
@@ -127,14 +139,14 @@ final class ControlServer: @unchecked Sendable {
                     service.release(lease)
                     throw error
                 }
-                if leases.isEmpty {
-                    // A lease lasts as long as its client: no idle timeout, and no longer counted
-                    // against maxConnections (the port limit bounds these).
-                    connection.setReceiveTimeout(seconds: 0)
-                    lock.withLock { connections -= 1 }
-                }
+                becomeLease()
                 leases.append(lease)
                 Log.info("network \(lease.network): port \(lease.port) attached for pid \(peer.pid) (uid \(peer.uid))")
+            } else if let fd = session.takePassing() {
+                // A reply that starts a capture passes its socket in the same sendmsg.
+                defer { close(fd) }
+                try connection.write(response.reply.line, passing: fd)
+                becomeLease()
             } else {
                 try connection.write(response.reply.line)
             }

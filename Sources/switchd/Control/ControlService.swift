@@ -9,6 +9,7 @@ protocol ControlHandler: AnyObject, Sendable {
     func removePort(network: String, id: String) throws(SwitchError)
     func attach(network: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort
     func fdb(network: String) throws(SwitchError) -> [FDBEntry]
+    func startCapture(network: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture
 }
 
 extension Dataplane: ControlHandler {}
@@ -78,8 +79,9 @@ struct ControlService: Sendable {
     /// The reply to one request line (without its newline). Never throws: every failure is a reply.
     /// An `attach` made here is undone at once (its socket closed, its port removed): only the server,
     /// which can pass the socket on, uses `respond`.
-    func reply(to line: [UInt8], from peer: PeerCredentials) -> ControlReply {
-        let response = respond(to: line, from: peer)
+    /// `session` is the connection's state: captures live there (and need one).
+    func reply(to line: [UInt8], from peer: PeerCredentials, session: ControlSession? = nil) -> ControlReply {
+        let response = respond(to: line, from: peer, session: session)
         if let attached = response.attached {
             close(attached.port.clientFD)
             release(attached.lease)
@@ -88,7 +90,7 @@ struct ControlService: Sendable {
     }
 
     /// The response to one request line (without its newline); the caller owns an attached socket.
-    func respond(to line: [UInt8], from peer: PeerCredentials) -> Response {
+    func respond(to line: [UInt8], from peer: PeerCredentials, session: ControlSession? = nil) -> Response {
         let request: ControlRequest
         do {
             request = try ControlRequest(line: line)
@@ -112,6 +114,16 @@ struct ControlService: Sendable {
                 return Response(reply: .success(port: port.id), attached: (Lease(network: network, port: port.id), port))
             case .fdb(let network):
                 return Response(reply: .success(fdb: try handler.fdb(network: network)))
+            case .capture(let network, let port, let filter):
+                guard let session else { return Response(reply: .failure("capture needs a control connection that stays open")) }
+                guard session.capture == nil else { return Response(reply: .failure("this connection already holds a capture")) }
+                session.hold(try handler.startCapture(network: network, port: port, filter: filter))
+                return Response(reply: .success())
+            case .captureStats:
+                guard let stats = session?.capture?.stats() else { return Response(reply: .failure("this connection holds no capture")) }
+                var reply = ControlReply.success()
+                reply.capture = stats
+                return Response(reply: reply)
             }
         } catch {
             return Response(reply: .failure(error.description))
@@ -126,5 +138,32 @@ struct ControlService: Sendable {
         } catch {
             Log.debug("lease of \(lease.port) on \(lease.network) ended: \(error.description)")
         }
+    }
+}
+
+/// What one control connection holds between its requests: a capture, which lasts as long as the
+/// connection does (the connection is its lease, DESIGN §6), and the fd its reply passes.
+final class ControlSession {
+    private(set) var capture: Capture?
+    private var passing: Int32 = -1
+
+    /// Keeps `capture` until the connection closes; its socket goes out with the next reply.
+    func hold(_ capture: Capture) {
+        self.capture = capture
+        passing = capture.takeReaderFD()
+    }
+
+    /// The fd to pass with the reply being written (SCM_RIGHTS), if any; the caller closes it.
+    func takePassing() -> Int32? {
+        defer { passing = -1 }
+        return passing >= 0 ? passing : nil
+    }
+
+    /// The connection has closed: what it held ends.
+    func close() {
+        capture?.end()
+        capture = nil
+        if passing >= 0 { Glibc.close(passing) }
+        passing = -1
     }
 }

@@ -185,3 +185,17 @@ final class UnixSocket: @unchecked Sendable {
         return (UnixSocket(fd: fd), path)
     }
 }
+
+extension UnixSocket {
+    /// Reads what is available into `buffer`, and an fd passed with it (-1 when none came); 0 at end of input.
+    func read(into buffer: inout [UInt8], passed fd: inout Int32) throws(SocketError) -> Int {
+        var received: Int32 = -1
+        let n = buffer.withUnsafeMutableBytes { sw_recv_fd(self.fd, &received, $0.baseAddress, Int32($0.count)) }
+        guard n >= 0 else { throw SocketError(call: "recvmsg", errno: -n) }
+        if received >= 0 {
+            if fd >= 0 { close(fd) }
+            fd = received
+        }
+        return Int(n)
+    }
+}
