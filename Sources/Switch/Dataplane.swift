@@ -126,11 +126,13 @@ public final class Dataplane: @unchecked Sendable {
     }
 
     private func run(_ command: LoopCommand) throws(SwitchError) {
+        // Posted under the mutex that `shutdown` takes to post `stop`: a command is either queued
+        // before the stop (and so run, the loop runs a batch in order) or refused, never left waiting.
         pthread_mutex_lock(&mutex)
         let live = thread != nil && !stopped
+        if live { commands.post(command) }
         pthread_mutex_unlock(&mutex)
         guard live else { throw SwitchError("the switch is not running") }
-        commands.post(command)
         command.wait()
     }
 
