@@ -22,9 +22,7 @@ struct FdbCommand: SwitchdCommand {
         let entries = (try locate.client().send(.fdb(network: network)).fdb ?? [])
             .sorted { ($0.port, $0.mac) < ($1.port, $1.mac) }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(entries), as: UTF8.self))
+            print(StatusReport.prettyJSON(entries))
         } else if entries.isEmpty {
             print("no learned MACs")
         } else {

@@ -24,9 +24,7 @@ struct LeasesCommand: SwitchdCommand {
             throw ValidationError("no network named \(network) (there are: \(networks.map(\.name).joined(separator: ", ")))")
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(found.leases), as: UTF8.self))
+            print(StatusReport.prettyJSON(found.leases))
         } else if found.leases.isEmpty {
             print("no leases")
         } else {

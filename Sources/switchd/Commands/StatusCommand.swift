@@ -30,9 +30,14 @@ enum StatusReport {
     /// `{"networks":[...]}`, pretty-printed with sorted keys (docs/status-json.md).
     static func json(_ networks: [NetworkStatus]) -> String {
         struct Document: Encodable { var networks: [NetworkStatus] }
+        return prettyJSON(Document(networks: networks))
+    }
+
+    /// Any reply document as the client commands print it: pretty, keys sorted, slashes plain.
+    static func prettyJSON(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(Document(networks: networks))) ?? Data("{}".utf8)
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
         return String(decoding: data, as: UTF8.self)
     }
 
