@@ -7,30 +7,22 @@ struct ControlClient {
 
     /// Sends `request` and returns the daemon's successful reply; a refusal throws its error message.
     func send(_ request: ControlRequest) throws -> ControlReply {
-        let socket: UnixSocket
-        do {
-            socket = try UnixSocket.connect(to: path)
-        } catch {
-            throw connectError(error)
-        }
-        try socket.write(request.line)
-        var reader = LineReader(limit: Int.max)
-        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        while true {
-            let count = try socket.read(into: &buffer)
-            if count == 0 {
-                guard let last = reader.finish() else { throw ControlError("switchd at \(path) closed the connection without a reply") }
-                return try Self.check(ControlReply(line: last))
-            }
-            if case .line(let line)? = reader.append(buffer[..<count]).first {
-                return try Self.check(ControlReply(line: line))
-            }
-        }
+        let (reply, _, passed) = try exchange(request)
+        if let passed { close(passed) }  // not asked for
+        return reply
     }
 
     /// Sends an `attach` request; returns the open connection (the port's lease) and the socket that came
     /// with the reply (close-on-exec, as everything this process opens).
     func attach(_ request: ControlRequest) throws -> (connection: UnixSocket, socket: Int32) {
+        let (_, connection, passed) = try exchange(request)
+        guard let passed else { throw ControlError("switchd sent no socket with its attach reply") }
+        return (connection, passed)
+    }
+
+    /// One request and its reply line on a new connection, with the descriptor the reply passed,
+    /// if any (closed when the reply is a refusal). The connection stays open for the caller.
+    private func exchange(_ request: ControlRequest) throws -> (reply: ControlReply, connection: UnixSocket, passed: Int32?) {
         let socket: UnixSocket
         do {
             socket = try UnixSocket.connect(to: path)
@@ -53,13 +45,11 @@ struct ControlClient {
                 continue
             }
             do {
-                _ = try Self.check(ControlReply(line: line))
+                return (try Self.check(ControlReply(line: line)), socket, passed)
             } catch {
                 if let passed { close(passed) }
                 throw error
             }
-            guard let passed else { throw ControlError("switchd sent no socket with its attach reply") }
-            return (socket, passed)
         }
     }
 
