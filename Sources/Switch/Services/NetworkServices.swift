@@ -176,7 +176,7 @@ final class NetworkServices {
         }
         guard let segment = GatewayFrames.segment(in: frame), isGateway(segment.destination),
               segment.destinationPort == 53 else { return false }
-        guard let dns else { return false }
+        guard dns != nil else { return false }
         switch segment.protocol {
         case .udp:
             let client = DNSFrameClient(slot: slot, generation: generation, endpoint: segment.source, server: segment.destination)
