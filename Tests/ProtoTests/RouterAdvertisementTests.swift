@@ -40,7 +40,7 @@ final class RouterAdvertisementTests: XCTestCase {
             XCTAssertNil(options[0].mtu)
             XCTAssertEqual(NDPRecursiveDNSServer.addressCount(options[3]), 1)
         }
-        try withSlice(solicitationBytes, 0...) { bytes in
+        withSlice(solicitationBytes, 0...) { bytes in
             XCTAssertTrue(ICMPv6Message(validating: bytes)!.isChecksumValid(pseudoHeaderSum: solicitationPseudoHeader))
         }
     }
