@@ -47,9 +47,11 @@ final class LoopCommand: @unchecked Sendable {
                 portID = .failure(SwitchError("too many ports"))
             }
         case .remove(let n, let id):
-            if let s = loop.slot(network: n, id: id), loop.infos[Int(s)]?.isUplink == true {
-                portID = .failure(SwitchError("port \(id) is the uplink of network \(loop.specs[n].name); it goes with the network"))
-            } else if let s = loop.slot(network: n, id: id) {
+            if let s = loop.slot(network: n, id: id) {
+                guard loop.infos[Int(s)]?.isUplink != true else {
+                    portID = .failure(SwitchError("port \(id) is the uplink of network \(loop.specs[n].name); it goes with the network"))
+                    break
+                }
                 loop.removePort(s, reason: "removed by request")
                 portID = .success(id)
             } else {

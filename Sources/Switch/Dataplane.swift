@@ -126,14 +126,7 @@ public final class Dataplane: @unchecked Sendable {
     }
 
     private func run(_ command: LoopCommand) throws(SwitchError) {
-        // Posted under the mutex that `shutdown` takes to post `stop`: a command is either queued
-        // before the stop (and so run, the loop runs a batch in order) or refused, never left waiting.
-        pthread_mutex_lock(&mutex)
-        let live = thread != nil && !stopped
-        if live { commands.post(command) }
-        pthread_mutex_unlock(&mutex)
-        guard live else { throw SwitchError("the switch is not running") }
-        command.wait()
+        guard runCaptureCommand(command, runHere: false) else { throw SwitchError("the switch is not running") }
     }
 
     /// Adds a port at run time; returns its id.
@@ -212,7 +205,7 @@ public final class Dataplane: @unchecked Sendable {
         let program = filter?.makeProgram()
         let command = LoopCommand(.addCapture(network: n, CaptureSetup(fd: writer, port: port, program: program)))
         do throws(SwitchError) {
-            guard runCaptureCommand(command, runHere: false) else { throw SwitchError("the switch is not running") }
+            try run(command)
             return Capture(dataplane: self, network: n, ticket: try command.capture.get(), readerFD: reader)
         } catch {
             close(writer)
@@ -222,11 +215,11 @@ public final class Dataplane: @unchecked Sendable {
         }
     }
 
-    /// Runs a capture command on the loop. It is posted under the mutex `shutdown` posts `stop`
-    /// under, so it runs before the loop stops. Once the loop thread has exited (joined under that
-    /// mutex) a `runHere` command runs on this thread instead, on state that is then ours: a capture's
-    /// lease may end after its network stopped, and its counters are still wanted. False when the
-    /// command did not run.
+    /// Runs a command on the loop. It is posted under the mutex `shutdown` posts `stop` under, so
+    /// it is either queued before the stop (and run: the loop runs a batch in order) or not posted,
+    /// never left waiting. Once the loop thread has exited (joined under that mutex) a `runHere`
+    /// command runs on this thread instead, on state that is then ours: a capture's lease may end
+    /// after its network stopped, and its counters are still wanted. False when the command did not run.
     @discardableResult
     func runCaptureCommand(_ command: LoopCommand, runHere: Bool = true) -> Bool {
         pthread_mutex_lock(&mutex)

@@ -47,15 +47,9 @@ enum Link {
 
     private static func ipv6Path(_ name: String) -> String { "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6" }
 
-    static func ipv6Enabled(interface name: String) -> Bool {
-        guard let f = fopen(ipv6Path(name), "r") else { return false }
-        defer { fclose(f) }
-        return fgetc(f) == Int32(UInt8(ascii: "0"))
-    }
+    static func ipv6Enabled(interface name: String) -> Bool { Sysctl.read(ipv6Path(name)) == "0" }
 
     static func setIPv6(interface name: String, enabled: Bool) {
-        guard let f = fopen(ipv6Path(name), "w") else { return }
-        fputs(enabled ? "0\n" : "1\n", f)
-        fclose(f)
+        _ = Sysctl.write(ipv6Path(name), enabled ? "0" : "1")
     }
 }

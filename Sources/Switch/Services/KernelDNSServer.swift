@@ -319,16 +319,16 @@ final class KernelDNSServer: @unchecked Sendable {
         // FREEBIND: the gateway address may be added to the uplink just after this (or be on its
         // way back after a link flap); binding must not depend on that order.
         if address.family == AF_INET6 {
-            guard setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) else { throw fail("set IPV6_V6ONLY for") }
+            guard Socket.setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) else { throw fail("set IPV6_V6ONLY for") }
             // IPV6_FREEBIND is Linux 4.15+; before it, IP_FREEBIND covered IPv6 sockets as well.
-            guard setOption(fd, Int32(IPPROTO_IPV6), IPV6_FREEBIND, 1) || setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1)
+            guard Socket.setOption(fd, Int32(IPPROTO_IPV6), IPV6_FREEBIND, 1) || Socket.setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1)
             else { throw fail("set IPV6_FREEBIND for") }
         } else {
-            guard setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1) else { throw fail("set IP_FREEBIND for") }
+            guard Socket.setOption(fd, Int32(IPPROTO_IP), IP_FREEBIND, 1) else { throw fail("set IP_FREEBIND for") }
         }
         // TCP only: connections left in TIME_WAIT must not keep a restarted server from binding.
         // (On UDP it would let two servers share the port instead of failing.)
-        if stream, !setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) { throw fail("set SO_REUSEADDR for") }
+        if stream, !Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) { throw fail("set SO_REUSEADDR for") }
         guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
         if stream, Glibc.listen(fd, 64) != 0 { throw fail("listen on") }
         return fd
@@ -337,14 +337,9 @@ final class KernelDNSServer: @unchecked Sendable {
     /// Linux's IPV6_FREEBIND (linux/in6.h), which Glibc's headers may lack.
     private static let IPV6_FREEBIND: Int32 = 78
 
-    private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
-        var v = value
-        return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
-    }
-
     /// A UDP socket towards upstreams of `family`, or -1 (logged: upstreams of that family fail over).
     private static func upstreamSocket(_ family: Int32, network: String) -> Int32 {
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = Socket.udp(family)
         if fd < 0 {
             Log.warning("network \(network): DNS: no upstream socket for IPv\(family == AF_INET ? 4 : 6): \(errnoText(errno))")
         }

@@ -100,8 +100,8 @@ final class NetworkServices {
             }
             if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
                 dns = DNSProxy(config: config, hostTable: LeaseHosts(dhcp: dhcp))
-                upstreamIPv4 = Self.udpSocket(AF_INET)
-                upstreamIPv6 = Self.udpSocket(AF_INET6)
+                upstreamIPv4 = Socket.udp(AF_INET)
+                upstreamIPv6 = Socket.udp(AF_INET6)
             } else {
                 Log.warning("network \(spec.name): domain \(spec.domain) is not a valid DNS name; DNS proxy off")
             }
@@ -118,11 +118,6 @@ final class NetworkServices {
     static func defaultRange(_ subnet: IPv4Subnet, gateway: IPv4Address) -> ClosedRange<IPv4Address> {
         let first = IPv4Address(rawValue: subnet.firstHost.rawValue + 1)
         return first...subnet.lastHost
-    }
-
-    private static func udpSocket(_ family: Int32) -> Int32 {
-        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        return fd
     }
 
     /// True when `address` is one of the gateway's.
@@ -212,33 +207,11 @@ final class NetworkServices {
     }
 
     private func send(_ message: [UInt8], to upstream: UpstreamAddress) {
-        switch upstream {
-        case .ipv4(let address, let port):
-            guard upstreamIPv4 >= 0 else { return }
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            sin.sin_addr.s_addr = address.rawValue.bigEndian
-            _ = message.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &sin) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(upstreamIPv4, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-            }
-        case .ipv6(let address, let port):
-            guard upstreamIPv6 >= 0 else { return }
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { address.store(to: $0.baseAddress!) }
-            _ = message.withUnsafeBytes { bytes in
-                withUnsafePointer(to: &sin6) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(upstreamIPv6, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                    }
-                }
-            }
+        let destination = InetSocketAddress(upstream)
+        let fd = destination.family == AF_INET ? upstreamIPv4 : upstreamIPv6
+        guard fd >= 0 else { return }
+        _ = message.withUnsafeBytes { bytes in
+            destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
     }
 
@@ -255,30 +228,12 @@ final class NetworkServices {
                 }
             }
             guard n > 0 else { return }
-            guard let sender = Self.upstream(from), let index = dns?.config.upstreams.firstIndex(where: { $0 == sender }) else {
+            guard let sender = InetSocketAddress(from)?.upstream,
+                  let index = dns?.config.upstreams.firstIndex(where: { $0 == sender }) else {
                 continue  // not from a resolver we asked: ignore
             }
             let reply = Array(buffer[..<n])
             perform(dns: { $0.handleUpstreamReply(reply, from: index, now: now) }, scratch: scratch, emit: emit)
-        }
-    }
-
-    private static func upstream(_ address: sockaddr_storage) -> UpstreamAddress? {
-        var address = address
-        switch Int32(address.ss_family) {
-        case AF_INET:
-            return withUnsafeBytes(of: &address) { raw in
-                let sin = raw.load(as: sockaddr_in.self)
-                return .ipv4(IPv4Address(rawValue: UInt32(bigEndian: sin.sin_addr.s_addr)), port: UInt16(bigEndian: sin.sin_port))
-            }
-        case AF_INET6:
-            return withUnsafeBytes(of: &address) { raw in
-                var sin6 = raw.load(as: sockaddr_in6.self)
-                let a = withUnsafeBytes(of: &sin6.sin6_addr) { IPv6Address(loading: $0.baseAddress!) }
-                return .ipv6(a, port: UInt16(bigEndian: sin6.sin6_port))
-            }
-        default:
-            return nil
         }
     }
 

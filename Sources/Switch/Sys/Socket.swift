@@ -118,9 +118,15 @@ enum Socket {
     }
 
     /// Sets an integer socket option, ignoring failure (buffer sizes are best effort).
-    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) {
+    @discardableResult
+    static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
         var v = value
-        _ = setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size))
+        return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
+
+    /// A non-blocking, close-on-exec UDP socket of `family` (AF_INET, AF_INET6), or -1 (errno set).
+    static func udp(_ family: Int32) -> Int32 {
+        socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     }
 
     /// A connected pair of close-on-exec unix sockets of `type` (blocking, like `make`).

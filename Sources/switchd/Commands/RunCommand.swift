@@ -101,7 +101,7 @@ struct RunCommand: SwitchdCommand {
         let ours = switchboard.uplinks
         let next: Config
         do {
-            next = try Config.load(file: file, interfaceInUse: { name in !ours.contains(name) && if_nametoindex(name) != 0 })
+            next = try Config.load(file: file, interfaceInUse: { !ours.contains($0) && Config.interfaceExists($0) })
             try Paths.checkSocketPaths(runDir: runDir, networks: next.networks)
         } catch {
             Log.error("SIGHUP: not reloaded, the running networks stay: \(error)")
