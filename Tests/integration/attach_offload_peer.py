@@ -20,8 +20,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from headerless_peers import (MACS, IPS, MSS, MTU, PAYLOAD, Peer, announce, check_flow, fail,  # noqa: E402
-                              flow_frames, is_from, log, payload_bytes, super_frame)
+from headerless_peers import (MACS, IPS, MSS, MTU, PAYLOAD, Peer, check_flow, fail, learn_both,  # noqa: E402
+                              flow_frames, log, payload_bytes, super_frame)
 from scapy.all import IP, UDP, Ether, Raw  # noqa: E402
 
 
@@ -68,18 +68,7 @@ def main():
     p1 = AttachedPort(kind)
     p2 = Peer("p2", os.path.join(tmp, "p2-%s.sock" % kind), os.path.join(netdir, "dgram.sock"))
 
-    heard = {"p1": False, "p2": False}
-    for _ in range(10):
-        p1.send(announce("p1"))
-        p2.send(announce("p2"))
-        for name, other in (("p1", p2), ("p2", p1)):
-            if not heard[name]:
-                got = other.recv_until(lambda g: any(is_from(d, name) for d, _ in g), 0.3)
-                heard[name] = any(is_from(d, name) for d, _ in got)
-        if all(heard.values()):
-            break
-    else:
-        fail("broadcasts did not get through: %r" % heard)
+    learn_both(p1, p2)
     log("ok: the attached %s port and a plain dgram peer see each other's broadcasts" % kind)
 
     status = json.loads(subprocess.run([switchd, "status", "--json", "--run-dir", rundir], check=True,

@@ -164,14 +164,9 @@ def payload_bytes(frames):
     return sum(len(bytes(Ether(f)[TCP].payload)) for f in frames)
 
 
-def main():
-    netdir, tmp = sys.argv[1:3]
-    plain, offload = os.path.join(netdir, "dgram.sock"), os.path.join(netdir, "dgram-offload.sock")
-    p1 = Peer("p1", os.path.join(tmp, "p1.sock"), offload)
-    p2 = Peer("p2", os.path.join(tmp, "p2.sock"), plain)
-
-    # Learning: both broadcast (a peer is a port once it has sent) until each has seen the
-    # other's broadcast, so that switchd has learned both MACs.
+def learn_both(p1, p2):
+    """Both peers broadcast (a peer is a port once it has sent) until each has seen the other's
+    broadcast, so that switchd has learned both MACs; fails after 10 rounds."""
     heard = {"p1": False, "p2": False}  # heard[X]: X's broadcast reached the other peer
     for _ in range(10):
         p1.send(announce("p1"))
@@ -181,9 +176,17 @@ def main():
                 got = other.recv_until(lambda g: any(is_from(d, name) for d, _ in g), 0.3)
                 heard[name] = any(is_from(d, name) for d, _ in got)
         if all(heard.values()):
-            break
-    else:
-        fail("broadcasts did not get through: %r" % heard)
+            return
+    fail("broadcasts did not get through: %r" % heard)
+
+
+def main():
+    netdir, tmp = sys.argv[1:3]
+    plain, offload = os.path.join(netdir, "dgram.sock"), os.path.join(netdir, "dgram-offload.sock")
+    p1 = Peer("p1", os.path.join(tmp, "p1.sock"), offload)
+    p2 = Peer("p2", os.path.join(tmp, "p2.sock"), plain)
+
+    learn_both(p1, p2)
     log("ok: p1 (dgram-offload.sock) and p2 (dgram.sock) see each other's broadcasts")
 
     nseg = math.ceil(PAYLOAD / MSS)
