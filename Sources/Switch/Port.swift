@@ -58,6 +58,9 @@ enum DropReason: Int, CaseIterable {
     case sendError
     /// Offload metadata that does not fit the frame (checksum offsets outside it, say).
     case badHeader
+    /// The port's receive share of a loop turn ran out (ReceiveShares): its read paused until the
+    /// next turn. Counted once per pause; the frames wait in the port's own kernel queue.
+    case rxBudget
 
     var name: String { "\(self)" }
 }
@@ -109,7 +112,7 @@ struct PortState {
     var rxBytes: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
-    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     // Send queue: a ring of `queueCapacity` entries; the first `inFlight` from `queueHead` are submitted.
     var queue: UnsafeMutablePointer<TxEntry>? = nil
