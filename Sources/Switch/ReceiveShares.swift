@@ -36,10 +36,14 @@ struct PortReceiveShare {
 }
 
 struct ReceiveShares {
-    /// Buffers in each port's ring: what one port may receive per loop turn. 64 frames of a TAP are
-    /// up to 64 super-frames (4 MiB), far more than a TCP flow needs between two turns; a port
-    /// flooding minimum-size frames gets 64 per turn, as many as any other port.
-    static let ringEntries = 64
+    /// Buffers in each port's ring: what one port may receive per loop turn. A port flooding
+    /// minimum-size frames gets 32 per turn, as many as any other port; 32 frames of a TAP are up
+    /// to 32 super-frames (2 MiB), more than a TCP flow puts in its TAP between two turns but for
+    /// the odd burst, which then waits a turn. Measured with bench/flood.sh against 64 on a busy
+    /// two-core box (interleaved, 5 runs each): an iperf3 flow kept a median 0.51 of its no-flood
+    /// rate with 32, 0.37 with 64, since the flood's share of each turn is what the flow waits on.
+    /// 16 was too few: the TCP flow itself hit the budget about once per turn.
+    static let ringEntries = 32
     /// A port whose read ran dry in this many turns within a second is logged as throttled.
     static let throttleLogTurns: UInt64 = 100
     /// Seconds between two throttle log lines of the same port.
