@@ -88,6 +88,10 @@ final class ForwardingLoop {
     private var receivesStarved = false
     /// The receive rings of the ports that read their own fd, one per port (ReceiveShares).
     private var shares: ReceiveShares
+    /// Loop turns so far, and at the last tick (how often ports ran out of their share is judged
+    /// against the turns of the same second).
+    private var turns: UInt64 = 0
+    private var turnsAtTick: UInt64 = 0
     let ports: UnsafeMutablePointer<PortState>
     var infos: [PortInfo?]
     private var freeSlots: [UInt16]
@@ -211,6 +215,7 @@ final class ForwardingLoop {
             flushDirty()
             buffers.refill(from: &pool)
             refillShares()
+            turns &+= 1
             if !retrying.isEmpty { retrySends() }
             if receivesStarved { rearmStarved() }
             if now != lastTick { tick() }
@@ -804,15 +809,18 @@ final class ForwardingLoop {
     /// Once a second: logs the ports whose receive share kept running out (at most every
     /// `ReceiveShares.throttleLogInterval` per port). Allocates only when it logs.
     private func logThrottled() {
+        let loopTurns = turns &- turnsAtTick
+        turnsAtTick = turns
         for n in 0..<specs.count {
             let net = networks + n
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
                 guard shares.hasRing(s),
-                      let turns = shares.throttled(s, budget: ports[Int(s)].dropCount(.rxBudget), now: now) else { continue }
+                      let dry = shares.throttled(s, budget: ports[Int(s)].dropCount(.rxBudget), loopTurns: loopTurns,
+                                                 now: now) else { continue }
                 Log.warning("network \(specs[n].name): port \(infos[Int(s)]?.id ?? "?") is throttled: it filled its "
-                            + "receive share (\(ReceiveShares.ringEntries) frames a turn) in \(turns) loop turns in the "
-                            + "last second; the rest wait or are dropped in its own kernel queue (drops.rxBudget)")
+                            + "receive share (\(ReceiveShares.ringEntries) frames a turn) in \(dry) of \(loopTurns) loop "
+                            + "turns in the last second; the rest wait or are dropped in its own kernel queue (drops.rxBudget)")
             }
         }
     }

@@ -44,7 +44,9 @@ struct ReceiveShares {
     /// rate with 32, 0.37 with 64, since the flood's share of each turn is what the flow waits on.
     /// 16 was too few: the TCP flow itself hit the budget about once per turn.
     static let ringEntries = 32
-    /// A port whose read ran dry in this many turns within a second is logged as throttled.
+    /// A port whose read ran dry in at least this many turns within a second, and in at least half
+    /// of that second's turns, is logged as throttled: a port that sends faster than its share all
+    /// the time, not a bulk flow whose burst overran the share now and then.
     static let throttleLogTurns: UInt64 = 100
     /// Seconds between two throttle log lines of the same port.
     static let throttleLogInterval: UInt32 = 10
@@ -169,12 +171,13 @@ struct ReceiveShares {
     func ready(_ i: Int) -> UInt16 { readyList[i] }
 
     /// Once a second: whether port `s`, whose `rxBudget` count is now `budget`, ran out of its
-    /// share often enough in the last second to be logged (at most every `throttleLogInterval`).
-    mutating func throttled(_ s: UInt16, budget: UInt64, now: UInt32) -> UInt64? {
+    /// share often enough in the last second, whose loop turns were `loopTurns`, to be logged (at
+    /// most every `throttleLogInterval`). Returns the turns in which it ran out.
+    mutating func throttled(_ s: UInt16, budget: UInt64, loopTurns: UInt64, now: UInt32) -> UInt64? {
         let share = shares + Int(s)
         let turns = budget &- share.pointee.budgetChecked
         share.pointee.budgetChecked = budget
-        guard turns >= Self.throttleLogTurns,
+        guard turns >= Self.throttleLogTurns, turns &* 2 >= loopTurns,
               !share.pointee.logged || now &- share.pointee.loggedAt >= Self.throttleLogInterval else { return nil }
         share.pointee.logged = true
         share.pointee.loggedAt = now

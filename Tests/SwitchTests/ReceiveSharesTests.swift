@@ -66,6 +66,19 @@ final class ReceiveSharesTests: XCTestCase {
         XCTAssertEqual(pool.inUse, 0, "the seven slots still in the ring went back, not slot 5 twice")
     }
 
+    func testThrottleLogIsForPortsOverTheirShareMostTurns() {
+        var shares = ReceiveShares(maxPorts: 2)
+        defer { shares.deallocate() }
+        // 150 of 1000 turns: a bulk flow's bursts, not logged.
+        XCTAssertNil(shares.throttled(1, budget: 150, loopTurns: 1000, now: 1))
+        // 600 of 1000: logged, then not again within the interval, then again.
+        XCTAssertEqual(shares.throttled(1, budget: 750, loopTurns: 1000, now: 2), 600)
+        XCTAssertNil(shares.throttled(1, budget: 1350, loopTurns: 1000, now: 3))
+        XCTAssertEqual(shares.throttled(1, budget: 1950, loopTurns: 1000, now: 2 + ReceiveShares.throttleLogInterval), 600)
+        // Every turn of a quiet second, but only a few of them.
+        XCTAssertNil(shares.throttled(0, budget: 20, loopTurns: 20, now: 30))
+    }
+
     /// Stands in for the kernel: takes `count` slots in ring order (the pool's LIFO order is known
     /// only to the ring, so ask it by what the pool hands back) and releases them as the loop does.
     private func takeAll(shares: inout ReceiveShares, pool: inout BufferPool, port: UInt16, count: Int) throws -> [UInt32] {
