@@ -1062,6 +1062,7 @@ final class ForwardingLoop {
             break
         }
         net.pointee.table.flush(port: s)
+        if running { services[n]?.portRemoved(slot: s, generation: port.pointee.generation) }  // not at shutdown
         if net.pointee.uplink == s { net.pointee.uplink = Self.noUplink }
         if let address = port.pointee.address {
             let key = address.pointee.hash
@@ -1210,6 +1211,7 @@ final class ForwardingLoop {
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            if let capped = services[n]?.dhcp?.counters.capped, capped > 0 { status.drops["dhcpCapped"] = UInt64(capped) }
             if net.pointee.captures.count > 0 { status.captures = net.pointee.captures.count }
             return status
         }

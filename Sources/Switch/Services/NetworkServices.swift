@@ -53,8 +53,12 @@ final class NetworkServices {
     private(set) var unanswered: UInt64 = 0
     private var lastResolvCheck: Int64 = 0
 
+    /// Whether a removed port's leases end with it (`releaseLeasesOnPortRemoval`).
+    private let releaseLeasesOnPortRemoval: Bool
+
     /// `stateDir` holds the network's leases (`STATEDIR/NAME/leases`); nil keeps them in memory.
     init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
+        releaseLeasesOnPortRemoval = spec.services.releaseLeasesOnPortRemoval
         var gateway = spec.gatewayIdentity
         gateway.mac = mac
         self.gateway = gateway
@@ -76,7 +80,8 @@ final class NetworkServices {
             }
             let range = spec.services.dhcpRange ?? Self.defaultRange(spec.subnet, gateway: spec.gateway)
             dhcp = DHCPServer(gateway: gateway, range: range, leaseTime: spec.services.leaseTime,
-                              reservations: spec.services.reservations, store: store)
+                              reservations: spec.services.reservations, store: store,
+                              leasesPerPort: spec.services.dhcpLeasesPerPort)
         } else {
             dhcp = nil
         }
@@ -161,7 +166,8 @@ final class NetworkServices {
         case .reply(let n): emit(n, back); return true
         }
         if let dhcp {
-            switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock()) {
+            switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock(),
+                                port: DHCPPort(slot: slot, generation: generation)) {
             case .notMine: break
             case .consumed: return true
             case .reply(let n):
@@ -267,6 +273,13 @@ final class NetworkServices {
 }
 
 extension NetworkServices {
+    /// Port (`slot`, `generation`) left the network: its DHCP clients count for no port any more,
+    /// and with `releaseLeasesOnPortRemoval` their leases end now (docs/dhcp-fairness.md).
+    func portRemoved(slot: UInt16, generation: UInt16) {
+        dhcp?.portRemoved(DHCPPort(slot: slot, generation: generation), release: releaseLeasesOnPortRemoval,
+                          now: Self.wallClock())
+    }
+
     /// Seconds since the Unix epoch (lease expiry is wall-clock time, kept across restarts).
     static func wallClock() -> Int64 {
         var ts = timespec()
