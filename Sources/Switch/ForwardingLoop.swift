@@ -112,7 +112,8 @@ final class ForwardingLoop {
     /// Where services write the frames they answer with, before they are copied into a pool buffer.
     private let serviceScratch: UnsafeMutableRawBufferPointer
 
-    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue) throws(SwitchError) {
+    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue,
+         housekeeper: Housekeeper? = nil) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, entries: Self.ringEntries)
@@ -135,7 +136,7 @@ final class ForwardingLoop {
                 portList: list, sockets: sockets[i], dgramReceives: receive))
         }
         peersByAddress = Array(repeating: [:], count: specs.count)
-        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir) }
+        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper) }
         for (i, service) in services.enumerated() where service != nil {
             networks[i].gatewayMAC = service!.gateway.mac.rawValue
             networks[i].hasServices = true

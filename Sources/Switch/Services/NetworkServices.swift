@@ -57,7 +57,8 @@ final class NetworkServices {
     private let releaseLeasesOnPortRemoval: Bool
 
     /// `stateDir` holds the network's leases (`STATEDIR/NAME/leases`); nil keeps them in memory.
-    init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
+    /// With a `housekeeper` the lease file is written on its thread, never on the caller's.
+    init(spec: NetworkSpec, mac: MACAddress, stateDir: String?, housekeeper: Housekeeper? = nil) {
         releaseLeasesOnPortRemoval = spec.services.releaseLeasesOnPortRemoval
         var gateway = spec.gatewayIdentity
         gateway.mac = mac
@@ -69,13 +70,14 @@ final class NetworkServices {
             router = RouterAdvertiser(gateway: gateway)
         }
         if spec.services.dhcp {
-            var store: FileLeaseStore? = nil
+            var store: LeaseStore? = nil
             if let stateDir {
                 let dir = "\(stateDir)/\(spec.name)"
                 if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                     Log.warning("network \(spec.name): cannot create \(dir): \(errnoText(errno)); leases are not saved")
                 } else {
-                    store = FileLeaseStore(path: "\(dir)/leases")
+                    let file = FileLeaseStore(path: "\(dir)/leases")
+                    store = housekeeper.map { BackgroundLeaseStore(file: file, housekeeper: $0) } ?? file
                 }
             }
             let range = spec.services.dhcpRange ?? Self.defaultRange(spec.subnet, gateway: spec.gateway)
