@@ -1212,7 +1212,7 @@ final class ForwardingLoop {
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
-            if let capped = services[n]?.dhcp?.counters.capped, capped > 0 { status.drops["dhcpCapped"] = UInt64(capped) }
+            for (name, count) in services[n]?.dhcpDrops ?? [] { status.drops[name] = count }
             if net.pointee.captures.count > 0 { status.captures = net.pointee.captures.count }
             return status
         }

@@ -11,8 +11,10 @@ final class DHCPFairnessTests: XCTestCase {
 
     private func server(cap: Int = 4, reservations: [MACAddress: IPv4Address] = [:],
                         store: LeaseStore? = nil) -> DHCPServer {
-        DHCPServer(gateway: DHCPNet.identity(), range: DHCPNet.range, leaseTime: 3600, reservations: reservations,
-                   store: store, leasesPerPort: cap)
+        let server = DHCPServer(gateway: DHCPNet.identity(), range: DHCPNet.range, leaseTime: 3600,
+                                reservations: reservations, store: store, leasesPerPort: cap)
+        server.messagesPerSecondPerPort = .max   // these tests send everything in the same second
+        return server
     }
 
     /// DISCOVER then REQUEST (SELECTING) through `port`; the ACKed address, or nil.
@@ -125,6 +127,24 @@ final class DHCPFairnessTests: XCTestCase {
         XCTAssertEqual(server.exchange(client.frame(.request, ciaddr: ip), now: now + 10, port: hostile).message?.messageType, .ack)
         XCTAssertEqual(server.heldCount(of: guest, now: now + 10), 0)
         XCTAssertEqual(server.heldCount(of: hostile, now: now + 10), 1)
+    }
+
+    /// A flood from one port is dropped unread past `messagesPerSecondPerPort`; other ports and
+    /// the next second are unaffected.
+    func testMessagesPerPortAreRateLimited() throws {
+        let server = server(cap: 1000)
+        server.messagesPerSecondPerPort = 10
+        var answered = 0
+        for n in 0..<30 where server.exchange(DHCPClient(mac: DHCPNet.mac(100 + n)).frame(.discover), now: now, port: hostile).message != nil {
+            answered += 1
+        }
+        XCTAssertEqual(answered, 10)
+        XCTAssertEqual(server.counters.rateLimited, 20)
+        XCTAssertEqual(server.counters.malformed, 0, "dropped before parsing, not counted as anything else")
+        XCTAssertNotNil(server.exchange(DHCPClient(mac: DHCPNet.mac(1)).frame(.discover), now: now, port: guest).message)
+        XCTAssertNotNil(server.exchange(DHCPClient(mac: DHCPNet.mac(2)).frame(.discover), now: now + 1, port: hostile).message)
+        // Not DHCP at all is still not the server's, whatever the rate.
+        XCTAssertEqual(server.exchange([UInt8](repeating: 0, count: 60), now: now, port: hostile).verdict, .notMine)
     }
 
     func testPortRemovalKeepsLeasesByDefault() throws {

@@ -11,7 +11,8 @@
 // Fairness (docs/dhcp-fairness.md): each client that holds a live lease or a live offer is bound
 // to the port its last DISCOVER or REQUEST came in on, and a port may hold at most
 // `leasesPerPort` of them, so one port cannot starve the pool. Live counts are worked out when a
-// new client asks, over that port's few clients only (never a scan of the pool). Saving is
+// new client asks, over that port's few clients only (never a scan of the pool). A port's DHCP
+// messages beyond `messagesPerSecondPerPort` are dropped before parsing, so a storm stays cheap. Saving is
 // `LeaseStore.save`, which on the forwarding thread hands the snapshot to a housekeeping thread.
 import Proto
 
@@ -44,6 +45,9 @@ public final class DHCPServer {
         /// DISCOVERs and REQUESTs of new clients left unanswered because their port already holds
         /// `leasesPerPort` live leases and offers (status: the network's `drops.dhcpCapped`).
         public var capped = 0
+        /// DHCP frames dropped unread because their port sent more than `messagesPerSecondPerPort`
+        /// this second (status: the network's `drops.dhcpRateLimited`).
+        public var rateLimited = 0
         public init() {}
     }
 
@@ -62,6 +66,10 @@ public final class DHCPServer {
     /// Live leases plus live offers one port may hold (`dhcpLeasesPerPort`); reserved MACs and
     /// clients renewing what they hold are exempt. Messages given without a port are not capped.
     public var leasesPerPort: Int
+    /// DHCP messages one port may send per second; the rest are dropped before they are parsed,
+    /// so a storm costs the forwarding thread a header check per frame. A client sends a handful
+    /// per lease (RFC 2131 §4.1 retransmits after 4, 8, 16 s), so this only bites a flood.
+    public var messagesPerSecondPerPort = 50
     /// Seconds between two log lines about capped ports (each says how many were refused meanwhile).
     public var capLogInterval: Int64 = 10
     /// What happened so far.
@@ -89,6 +97,10 @@ public final class DHCPServer {
     /// When the last line about a capped port was logged, and refusals since then.
     private var lastCapLog: Int64?
     private var cappedSinceLog = 0
+    /// Each port's DHCP messages in the current second (removed with the port).
+    private var rates: [DHCPPort: (second: Int64, count: Int)] = [:]
+    private var lastRateLog: Int64?
+    private var rateLimitedSinceLog = 0
 
     /// A server for `gateway`'s network. Leases are loaded from `store` (those outside the subnet
     /// or on another client's reserved address are dropped) and saved to it after every change.
@@ -129,6 +141,7 @@ public final class DHCPServer {
                         port: DHCPPort? = nil) -> Verdict {
         guard let ethernet = EthernetFrame(validating: frame), ethernet.etherType == .ipv4,
               isAddressedToServer(ethernet.payload) else { return .notMine }
+        if let port, !withinRate(port, now: now) { return .consumed }
         clock = max(clock, now)
         guard let ip = IPv4Header(validating: ethernet.payload), ip.isChecksumValid, !ip.isFragment,
               let udp = UDPHeader(validating: ip.payload), udp.isChecksumValid(pseudoHeaderSum: ip.payloadPseudoHeaderSum),
@@ -425,6 +438,28 @@ public final class DHCPServer {
         return false
     }
 
+    /// Counts one message from `port` in the second `now`; false (counted, logged at most once per
+    /// `capLogInterval`) when the port is over `messagesPerSecondPerPort`.
+    private func withinRate(_ port: DHCPPort, now: Int64) -> Bool {
+        if let window = rates[port], window.second == now {
+            guard window.count < messagesPerSecondPerPort else {
+                counters.rateLimited += 1
+                rateLimitedSinceLog += 1
+                if lastRateLog.map({ now &- $0 >= capLogInterval || now < $0 }) ?? true {
+                    Log.warning("dhcp: port \(port.slot) sends more than \(messagesPerSecondPerPort) DHCP messages a second; "
+                                + "dropping the rest (\(rateLimitedSinceLog) dropped since the last line)")
+                    lastRateLog = now
+                    rateLimitedSinceLog = 0
+                }
+                return false
+            }
+            rates[port] = (now, window.count + 1)
+        } else {
+            rates[port] = (now, 1)
+        }
+        return true
+    }
+
     /// Whether `client` holds an unexpired lease or offer.
     private func isLive(_ client: ClientKey, now: Int64) -> Bool {
         if let offer = offersByClient[client], offer.until > now { return true }
@@ -467,6 +502,7 @@ public final class DHCPServer {
     /// its address. Returns how many leases were released.
     @discardableResult
     public func portRemoved(_ port: DHCPPort, release: Bool, now: Int64) -> Int {
+        rates[port] = nil
         guard let clients = clientsByPort.removeValue(forKey: port) else { return 0 }
         var released = 0
         for client in clients where portByClient[client] == port {

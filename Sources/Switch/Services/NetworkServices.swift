@@ -282,6 +282,13 @@ extension NetworkServices {
                           now: Self.wallClock())
     }
 
+    /// The DHCP server's refusals for `status` (`drops.dhcpCapped`, `drops.dhcpRateLimited`), those above 0.
+    var dhcpDrops: [(String, UInt64)] {
+        guard let counters = dhcp?.counters else { return [] }
+        return [("dhcpCapped", counters.capped), ("dhcpRateLimited", counters.rateLimited)]
+            .filter { $0.1 > 0 }.map { ($0.0, UInt64($0.1)) }
+    }
+
     /// Seconds since the Unix epoch (lease expiry is wall-clock time, kept across restarts).
     static func wallClock() -> Int64 {
         var ts = timespec()
