@@ -5,7 +5,9 @@
 // slot: a slot has at most one job running and one pending, and a newer submission replaces the
 // pending one (a lease save is a whole snapshot, so only the latest matters). The thread runs
 // jobs in slot order outside the mutex. `stop` runs whatever is still pending before it returns,
-// so a SIGTERM (Dataplane.shutdown) still saves the last snapshot.
+// so a SIGTERM (Dataplane.shutdown) still saves the last snapshot. Periodic jobs (the resolv.conf
+// check) run on the same thread between them; `Mailbox` carries their results back to the loop,
+// which only ever tries its lock.
 import Glibc
 
 /// One background thread per Dataplane for blocking file work, with coalescing slots.
@@ -24,12 +26,18 @@ final class Housekeeper: @unchecked Sendable {
     private var thread: pthread_t?
     /// Jobs run so far (for tests and logs).
     private var completedJobs = 0
+    /// Jobs run every `interval` nanoseconds (CLOCK_MONOTONIC) while the thread runs.
+    private var periodic: [(interval: Int64, next: Int64, job: Job)] = []
 
     init() {
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)   // timed waits ignore wall-clock steps
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
     }
 
     deinit {
@@ -46,6 +54,12 @@ final class Housekeeper: @unchecked Sendable {
             pending.append(nil)
             return pending.count - 1
         }
+    }
+
+    /// Runs `job` on the thread every `seconds`, the first time `seconds` after `start` (not at `stop`).
+    func every(seconds: Int, _ job: @escaping Job) {
+        let interval = Int64(max(seconds, 1)) * 1_000_000_000
+        locked { periodic.append((interval, Self.monotonicNanoseconds() + interval, job)) }
     }
 
     /// Starts the thread. Jobs submitted before it starts wait for it (or for `stop`).
@@ -127,15 +141,73 @@ final class Housekeeper: @unchecked Sendable {
                     pthread_cond_broadcast(condition)
                     return nil
                 }
-                pthread_cond_wait(condition, mutex)
+                guard let due = periodic.indices.min(by: { periodic[$0].next < periodic[$1].next }) else {
+                    pthread_cond_wait(condition, mutex)
+                    continue
+                }
+                let now = Self.monotonicNanoseconds()
+                if periodic[due].next <= now {
+                    periodic[due].next = now + periodic[due].interval
+                    busy = true
+                    return periodic[due].job
+                }
+                var deadline = timespec(tv_sec: Int(periodic[due].next / 1_000_000_000),
+                                        tv_nsec: Int(periodic[due].next % 1_000_000_000))
+                _ = pthread_cond_timedwait(condition, mutex, &deadline)
             }
         }
+    }
+
+    private static func monotonicNanoseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
     }
 
     private func locked<T>(_ body: () -> T) -> T {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return body()
+    }
+}
+
+/// The latest value a housekeeping job produced, for the forwarding thread to pick up without
+/// ever waiting: `take` only tries the lock (a busy lock means "nothing yet", next tick again).
+final class Mailbox<Value: Sendable & Equatable>: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var value: Value?
+    /// What was posted last (or given at first), so an unchanged value is not posted again.
+    private var last: Value
+
+    init(initial: Value) {
+        last = initial
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Leaves `value` for the next `take`, replacing one not yet taken, unless it equals the last
+    /// value posted (housekeeping thread).
+    func post(_ value: Value) {
+        pthread_mutex_lock(mutex)
+        if value != last {
+            last = value
+            self.value = value
+        }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// The value posted since the last take, if any and if the lock is free; never blocks.
+    func take() -> Value? {
+        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
+        defer { pthread_mutex_unlock(mutex) }
+        guard value != nil else { return nil }
+        defer { value = nil }
+        return value
     }
 }
 

@@ -1,4 +1,5 @@
-// Housekeeper: lease saves run on its thread, coalesce in a burst, end with the latest snapshot, and flush on stop.
+// Housekeeper: lease saves run on its thread, coalesce in a burst, end with the latest snapshot, and flush on stop;
+// periodic jobs (the resolv.conf check) run there too and hand their results over in a Mailbox.
 import Foundation
 import CSwitchShims
 import Glibc
@@ -83,6 +84,37 @@ final class HousekeeperTests: XCTestCase {
             XCTAssertEqual(slow.saves.last?.count, 5)
             housekeeper.stop()  // idempotent
         }
+    }
+
+    /// What NetworkServices wires up for resolv.conf: a stat every interval on the housekeeper, a
+    /// changed list posted once, taken by the loop without blocking.
+    func testResolvConfIsCheckedOnTheHousekeeperAndHandedOver() throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("resolv.conf").path
+        try "nameserver 192.0.2.1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let source = ResolvConfSource(path: path)
+        let mailbox = Mailbox(initial: source.currentUpstreams())
+        let housekeeper = Housekeeper()
+        let threads = SlowRecordingStore(delay: 0)
+        housekeeper.every(seconds: 1) {
+            mailbox.post(source.currentUpstreams())
+            threads.save([])
+        }
+        try housekeeper.start()
+        defer { housekeeper.stop() }
+        usleep(1_300_000)
+        XCTAssertNil(mailbox.take(), "unchanged: nothing posted")
+        try "nameserver 192.0.2.2\nnameserver 192.0.2.3\n".write(toFile: path, atomically: true, encoding: .utf8)
+        var taken: [UpstreamAddress]?
+        for _ in 0..<40 where taken == nil {
+            usleep(100_000)
+            taken = mailbox.take()
+        }
+        XCTAssertEqual(taken, [.ipv4(IPv4Address(192, 0, 2, 2)), .ipv4(IPv4Address(192, 0, 2, 3))])
+        XCTAssertNil(mailbox.take(), "taken once")
+        XCTAssertGreaterThanOrEqual(threads.saves.count, 2)
+        XCTAssertFalse(threads.savingThreads.contains(sw_gettid()))
     }
 
     /// The whole path: a Dataplane with a state directory serves a lease and is shut down at once;

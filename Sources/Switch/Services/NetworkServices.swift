@@ -44,8 +44,10 @@ final class NetworkServices {
     /// When the next unsolicited RA is due (monotonic seconds).
     private var nextAdvertisement: Double = 0
     private var dns: DNSProxy<DNSFrameClient>?
-    /// Where upstream resolvers come from when `upstreamDNS` is not configured.
+    /// Where upstream resolvers come from when `upstreamDNS` is not configured (read by `tick`
+    /// without a housekeeper; with one, read on its thread and handed over in `resolvUpdates`).
     private var resolvConf: ResolvConfSource?
+    private var resolvUpdates: Mailbox<[UpstreamAddress]>?
     /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
     private(set) var upstreamIPv4: Int32 = -1
     private(set) var upstreamIPv6: Int32 = -1
@@ -102,8 +104,15 @@ final class NetworkServices {
                 upstreams = ResolvConf.filter(upstreams, excluding: own)
             } else {
                 let source = ResolvConfSource(excluding: own)
-                resolvConf = source
                 upstreams = source.currentUpstreams()
+                if let housekeeper {
+                    // stat(2) every 2 s, and a read when it changed, on the housekeeping thread.
+                    let mailbox = Mailbox(initial: upstreams)
+                    housekeeper.every(seconds: 2) { mailbox.post(source.currentUpstreams()) }
+                    resolvUpdates = mailbox
+                } else {
+                    resolvConf = source
+                }
             }
             if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
                 dns = DNSProxy(config: config, hostTable: LeaseHosts(dhcp: dhcp))
@@ -248,7 +257,8 @@ final class NetworkServices {
     private static func seconds(_ nanoseconds: Int64) -> Double { Double(nanoseconds) / 1e9 }
 
     /// Periodic work: unsolicited router advertisements (RFC 4861 §6.2.4 timing), DNS timeouts,
-    /// and the host's resolv.conf when it changed (checked every 2 s).
+    /// and the host's resolv.conf when it changed (checked every 2 s, by the housekeeper when
+    /// there is one: then this only takes what it posted).
     func tick(now: Int64, scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) {
         if router != nil {
             let seconds = Self.seconds(now)
@@ -263,13 +273,14 @@ final class NetworkServices {
         guard dns != nil else { return }
         // Only with queries outstanding: housekeeping on the forwarding thread allocates nothing.
         if dns!.outstandingCount > 0 { perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit) }
+        var changed: [UpstreamAddress]? = resolvUpdates?.take()
         if let resolvConf, now - lastResolvCheck >= 2_000_000_000 {
             lastResolvCheck = now
-            let upstreams = resolvConf.currentUpstreams()
-            if upstreams != dns?.config.upstreams {
-                Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
-                perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
-            }
+            changed = resolvConf.currentUpstreams()
+        }
+        if let upstreams = changed, upstreams != dns?.config.upstreams {
+            Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
+            perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
         }
     }
 }
