@@ -147,6 +147,25 @@ final class DHCPFairnessTests: XCTestCase {
         XCTAssertEqual(server.exchange([UInt8](repeating: 0, count: 60), now: now, port: hostile).verdict, .notMine)
     }
 
+    /// Quarantining by DECLINE would starve the pool past any cap: only the address's own client may.
+    func testOnlyTheHolderCanDecline() throws {
+        let server = server()
+        let thief = DHCPClient(mac: DHCPNet.mac(66))
+        for last in 2...254 {
+            _ = server.exchange(thief.frame(.decline, requested: IPv4Address(192, 168, 107, UInt8(last)), serverID: DHCPNet.gateway),
+                                now: now, port: hostile)
+        }
+        XCTAssertEqual(server.counters.declines, 0)
+        XCTAssertEqual(server.counters.ignored, 253)
+        let client = DHCPClient(mac: DHCPNet.mac(1))
+        let ip = try XCTUnwrap(lease(server, client, port: guest, now: now + 1), "nothing was quarantined")
+        _ = server.exchange(thief.frame(.decline, requested: ip, serverID: DHCPNet.gateway), now: now + 2, port: hostile)
+        XCTAssertEqual(server.leases(now: now + 2).map(\.ip), [ip], "another client's lease stays")
+        _ = server.exchange(client.frame(.decline, requested: ip, serverID: DHCPNet.gateway), now: now + 3, port: guest)
+        XCTAssertEqual(server.counters.declines, 1, "the holder's DECLINE counts")
+        XCTAssertEqual(server.leases(now: now + 3), [])
+    }
+
     func testPortRemovalKeepsLeasesByDefault() throws {
         let store = MemoryLeaseStore()
         let server = server(cap: 1, store: store)

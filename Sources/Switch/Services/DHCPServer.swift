@@ -256,6 +256,12 @@ public final class DHCPServer {
             counters.ignored += 1
             return .consumed
         }
+        // RFC 2131 §4.3.3: the client declines an address it was given. From anyone else a
+        // DECLINE would let one guest quarantine the whole pool, past any per-port cap.
+        guard ipByClient[client] == ip || offersByClient[client]?.ip == ip else {
+            counters.ignored += 1
+            return .consumed
+        }
         quarantined[ip] = now + quarantineTime
         if let offered = offeredIPs[ip] { removeOffer(for: offered) }
         if let lease = leasesByIP[ip], lease.client == client { removeLease(at: ip) }
