@@ -384,10 +384,10 @@ final class ForwardingLoop {
                 let s = net.pointee.portList[i]
                 let port = ports + Int(s)
                 guard !port.pointee.guards.isEmpty, now &- port.pointee.lastSecurityLog >= 10 else { continue }
-                let reasons: [DropReason] = [.spoofedMac, .macLimit, .spoofedIp, .spoofedArp, .spoofedNd, .rogueDhcp, .rogueRa]
-                let total = reasons.reduce(0) { $0 &+ port.pointee.dropCount($1) }
+                var total: UInt64 = 0
+                for reason in DropReason.security { total &+= port.pointee.dropCount(reason) }
                 guard total != port.pointee.loggedSecurityDrops else { continue }
-                let counts = reasons.filter { port.pointee.dropCount($0) > 0 }
+                let counts = DropReason.security.filter { port.pointee.dropCount($0) > 0 }
                     .map { "\($0.name) \(port.pointee.dropCount($0))" }.joined(separator: ", ")
                 Log.warning("network \(specs[n].name): port \(infos[Int(s)]?.id ?? "?"): port security refused "
                             + "\(total &- port.pointee.loggedSecurityDrops) frames since the last report (totals: \(counts))")

@@ -75,6 +75,9 @@ enum DropReason: Int, CaseIterable {
     case rogueRa
 
     var name: String { "\(self)" }
+
+    /// The reasons port security counts (logged together, `ForwardingLoop.logSecurityDrops`).
+    static let security: [DropReason] = [.spoofedMac, .macLimit, .spoofedIp, .spoofedArp, .spoofedNd, .rogueDhcp, .rogueRa]
 }
 
 /// A frame in a pool buffer with its offload metadata: what the forwarding path passes around.
