@@ -191,12 +191,12 @@ public final class Dataplane: @unchecked Sendable {
             let fd = try TAP.create(name: name, netns: netns, mac: mac ?? TAP.stableMAC(name: name), mtu: network.mtu)
             return OpenedDevice(kind: .tap, fd: fd, headerSize: VirtioNetHeader.size,
                                 info: PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name,
-                                               interface: name, netns: netns))
+                                               interface: name, netns: netns, security: network.portSecurityByPort[name]))
         case .link(let interface):
             let (fd, headerSize, hadIPv6, arpIgnore) = try Link.open(interface: interface)
             return OpenedDevice(kind: .link, fd: fd, headerSize: headerSize,
                                 info: PortInfo(id: interface, peer: interface, interface: interface, restoreIPv6: hadIPv6,
-                                               restoreARPIgnore: arpIgnore))
+                                               restoreARPIgnore: arpIgnore, security: network.portSecurityByPort[interface]))
         }
     }
 
