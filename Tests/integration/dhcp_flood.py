@@ -5,8 +5,9 @@
       address it was offered, or for a guessed address of the range when it got no offer, 40 a
       second; then RELEASEs what it got. Writes {"discovers", "offers", "requests", "acks",
       "naks"} to OUT.json.
-  dhcp_flood.py storm IFACE SECONDS RANGE_LO RANGE_HI
-      For SECONDS, as fast as the socket takes them: DISCOVER, REQUEST (for the next address of
+  dhcp_flood.py storm IFACE SECONDS RANGE_LO RANGE_HI [RATE]
+      For SECONDS, RATE frames a second (0 or absent: as fast as the socket takes them, which
+      is a raw broadcast flood of several 100 000 a second): DISCOVER, REQUEST (for the next address of
       the range) and RELEASE from a fresh MAC each time (256 rounds of 512 MACs), without waiting
       for answers (each ACK and RELEASE is a lease change: a save). Prints `sending` once the
       frames are built, and at the end the number of frames sent.
@@ -118,7 +119,7 @@ def starve(iface, count, low, high, out):
 MAC_OCTET_OFFSETS = (6 + 2, 14 + 20 + 8 + 28 + 2)
 
 
-def storm(iface, seconds, low, high):
+def storm(iface, seconds, low, high, rate):
     sock = open_socket(iface)
     sock.setblocking(True)
     pool = addresses(low, high)
@@ -134,7 +135,8 @@ def storm(iface, seconds, low, high):
     sent = 0
     round_number = 0
     print("sending", flush=True)  # t25 starts measuring after this line
-    deadline = time.time() + seconds
+    start = time.time()
+    deadline = start + seconds
     while time.time() < deadline:
         round_number = (round_number + 1) & 0xFF
         for raw in batch:
@@ -145,6 +147,10 @@ def storm(iface, seconds, low, high):
                 sent += 1
             except OSError:  # ENOBUFS: the TAP queue is full; go on
                 time.sleep(0.0005)
+            if rate and sent % 64 == 0:
+                ahead = start + sent / rate - time.time()
+                if ahead > 0:
+                    time.sleep(ahead)
     print(sent)
 
 
@@ -153,7 +159,7 @@ def main():
     if mode == "starve":
         starve(sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6])
     elif mode == "storm":
-        storm(sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5])
+        storm(sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5], float(sys.argv[6]) if len(sys.argv) > 6 else 0)
     else:
         sys.exit("usage: dhcp_flood.py starve|storm ...")
 
