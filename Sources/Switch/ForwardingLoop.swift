@@ -114,7 +114,8 @@ final class ForwardingLoop {
     /// Where services write the frames they answer with, before they are copied into a pool buffer.
     private let serviceScratch: UnsafeMutableRawBufferPointer
 
-    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue) throws(SwitchError) {
+    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue,
+         housekeeper: Housekeeper? = nil) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, entries: Self.ringEntries)
@@ -138,7 +139,7 @@ final class ForwardingLoop {
                 security: SourceGuard(network: spec, gatewayMAC: spec.gatewayMAC, maxPorts: Self.maxPorts)))
         }
         peersByAddress = Array(repeating: [:], count: specs.count)
-        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir) }
+        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper) }
         for (i, service) in services.enumerated() where service != nil {
             networks[i].gatewayMAC = service!.gateway.mac.rawValue
             networks[i].hasServices = true
@@ -1151,6 +1152,7 @@ final class ForwardingLoop {
         }
         net.pointee.table.flush(port: s)
         net.pointee.security.bindings.flush(port: s)
+        if running { services[n]?.portRemoved(slot: s, generation: port.pointee.generation) }  // not at shutdown
         if net.pointee.uplink == s { net.pointee.uplink = Self.noUplink }
         if let address = port.pointee.address {
             let key = address.pointee.hash
@@ -1299,6 +1301,7 @@ final class ForwardingLoop {
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            for (name, count) in services[n]?.dhcpDrops ?? [] { status.drops[name] = count }
             if net.pointee.captures.count > 0 { status.captures = net.pointee.captures.count }
             return status
         }

@@ -10,6 +10,7 @@ enum NetworkParser {
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
         "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface", "portSecurity",
+        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval",
     ]
 
     static let prefixLengths = 16...29
@@ -19,6 +20,8 @@ enum NetworkParser {
     static let macAgeingRange = 1...86_400
     static let macLimitRange = 1...4096
     static let queueFramesRange = 1...65_536
+    /// `dhcpLeasesPerPort` (docs/dhcp-fairness.md): at least one; a /16's pool at most.
+    static let dhcpLeasesPerPortRange = 1...65_536
 
     /// `key` is the network's name node (for errors about missing keys), `value` its settings map.
     /// Checks within the network only; names shared across networks and the machine's interfaces are
@@ -185,6 +188,8 @@ enum NetworkParser {
         if let v = values["ipv6"] { services.ipv6 = try v.bool() }
         if let v = values["routerAdvertisement"] { services.routerAdvertisement = try v.bool() }
         if let v = values["leaseTime"] { services.leaseTime = try v.int(in: 60...(1 << 31 - 1)) }
+        if let v = values["dhcpLeasesPerPort"] { services.dhcpLeasesPerPort = try v.int(in: dhcpLeasesPerPortRange) }
+        if let v = values["releaseLeasesOnPortRemoval"] { services.releaseLeasesOnPortRemoval = try v.bool() }
         if let v = values["domain"] {
             let text = try v.string()
             guard Names.isDNSName(text) else { throw v.error("\"\(text)\" is not a DNS name like lab.internal") }
