@@ -43,7 +43,7 @@ public struct ServicesSpec: Sendable, Equatable {
     /// The network's IPv6 /64; nil: a ULA prefix derived from the network name.
     public var ipv6Prefix: IPv6Address? = nil
     public var routerAdvertisement = true
-    /// DHCP fairness (docs/dhcp-fairness.md): live leases plus pending offers one port may hold.
+    /// DHCP fairness (README "DHCP fairness"): live leases plus pending offers one port may hold.
     public var dhcpLeasesPerPort = 4
     /// Whether a port's DHCP leases end when the port is removed (default: they run on).
     public var releaseLeasesOnPortRemoval = false

@@ -8,7 +8,7 @@
 // expired records of other clients reused, oldest first. DHCP is a few messages per client per
 // lease, so this path allocates freely and logs; the per-frame cost is the early `notMine` check.
 //
-// Fairness (docs/dhcp-fairness.md): each client that holds a live lease or a live offer is bound
+// Fairness (README "DHCP fairness"): each client that holds a live lease or a live offer is bound
 // to the port its last DISCOVER or REQUEST came in on, and a port may hold at most
 // `leasesPerPort` of them, so one port cannot starve the pool. Live counts are worked out when a
 // new client asks, over that port's few clients only (never a scan of the pool). A port's DHCP

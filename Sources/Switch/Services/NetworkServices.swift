@@ -287,7 +287,7 @@ final class NetworkServices {
 
 extension NetworkServices {
     /// Port (`slot`, `generation`) left the network: its DHCP clients count for no port any more,
-    /// and with `releaseLeasesOnPortRemoval` their leases end now (docs/dhcp-fairness.md).
+    /// and with `releaseLeasesOnPortRemoval` their leases end now (README "DHCP fairness").
     func portRemoved(slot: UInt16, generation: UInt16) {
         dhcp?.portRemoved(DHCPPort(slot: slot, generation: generation), release: releaseLeasesOnPortRemoval,
                           now: Self.wallClock())

@@ -20,7 +20,7 @@ enum NetworkParser {
     static let macAgeingRange = 1...86_400
     static let macLimitRange = 1...4096
     static let queueFramesRange = 1...65_536
-    /// `dhcpLeasesPerPort` (docs/dhcp-fairness.md): at least one; a /16's pool at most.
+    /// `dhcpLeasesPerPort` (README "DHCP fairness"): at least one; a /16's pool at most.
     static let dhcpLeasesPerPortRange = 1...65_536
 
     /// `key` is the network's name node (for errors about missing keys), `value` its settings map.
