@@ -40,6 +40,7 @@ networks:
   bench:
     mode: isolated
     subnet: 10.78.9.0/24
+    gateway: 10.78.9.254        # the guests use .1 and .2 (port security refuses the gateway's address)
     ports:
       - {tap: $TA, netns: $A}
       - {tap: $TB, netns: $B}

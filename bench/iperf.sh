@@ -66,6 +66,7 @@ networks:
   bench:
     mode: isolated
     subnet: 10.78.1.0/24
+    gateway: 10.78.1.254        # the guests use .1 and .2 (port security refuses the gateway's address)
     mtu: $MTU
     ports:
       - {tap: $ta, netns: $a}
@@ -91,6 +92,7 @@ networks:
   mixed:
     mode: isolated
     subnet: 10.78.5.0/24
+    gateway: 10.78.5.254        # the guests use .1 and .2 (port security refuses the gateway's address)
     mtu: $MTU
     ports:
       - {tap: $ta, netns: $a}

@@ -11,6 +11,8 @@ public final class Dataplane: @unchecked Sendable {
     private var sockets: [NetworkSockets] = []
     private let commands = CommandQueue()
     private let loop: ForwardingLoop
+    /// Writes the lease files off the forwarding thread (Housekeeper.swift).
+    private let housekeeper = Housekeeper()
     private var thread: pthread_t? = nil
     private var stopped = false
     private var mutex = pthread_mutex_t()
@@ -34,7 +36,8 @@ public final class Dataplane: @unchecked Sendable {
                 sockets[i].dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
                 sockets[i].streamOffload = try Socket.listenUnix(path: "\(dir)/stream-offload.sock")
             }
-            loop = try ForwardingLoop(specs: networks, sockets: sockets, stateDir: stateDir, commands: commands)
+            loop = try ForwardingLoop(specs: networks, sockets: sockets, stateDir: stateDir, commands: commands,
+                                      housekeeper: housekeeper)
         } catch {
             Self.removeSockets(sockets, runDir: runDir, specs: networks)
             throw error
@@ -60,8 +63,9 @@ public final class Dataplane: @unchecked Sendable {
         }
     }
 
-    /// Starts the forwarding thread.
+    /// Starts the housekeeping thread, then the forwarding thread.
     public func start() throws(SwitchError) {
+        try housekeeper.start()
         let box = Unmanaged.passRetained(loop)
         var t = pthread_t()
         let r = pthread_create(&t, nil, { arg in
@@ -89,6 +93,7 @@ public final class Dataplane: @unchecked Sendable {
         } else {
             loop.closeWithoutRunning()  // ports opened before start(): close them here
         }
+        housekeeper.stop()  // after the loop: its last lease snapshot is written before we return
         closeSockets()
     }
 
@@ -186,12 +191,12 @@ public final class Dataplane: @unchecked Sendable {
             let fd = try TAP.create(name: name, netns: netns, mac: mac ?? TAP.stableMAC(name: name), mtu: network.mtu)
             return OpenedDevice(kind: .tap, fd: fd, headerSize: VirtioNetHeader.size,
                                 info: PortInfo(id: name, peer: netns.map { "\(name)@\($0)" } ?? name,
-                                               interface: name, netns: netns))
+                                               interface: name, netns: netns, security: network.portSecurityByPort[name]))
         case .link(let interface):
             let (fd, headerSize, hadIPv6, arpIgnore) = try Link.open(interface: interface)
             return OpenedDevice(kind: .link, fd: fd, headerSize: headerSize,
                                 info: PortInfo(id: interface, peer: interface, interface: interface, restoreIPv6: hadIPv6,
-                                               restoreARPIgnore: arpIgnore))
+                                               restoreARPIgnore: arpIgnore, security: network.portSecurityByPort[interface]))
         }
     }
 

@@ -64,6 +64,8 @@ struct NetworkRuntime {
     var uplink: UInt16 = ForwardingLoop.noUplink
     /// `switchd capture` on this network (Capture.swift).
     var captures = CaptureTable()
+    /// Port security: the address bindings and the network's addressing (PortSecurity.swift).
+    var security: SourceGuard
 }
 
 final class ForwardingLoop {
@@ -120,7 +122,8 @@ final class ForwardingLoop {
     /// Where services write the frames they answer with, before they are copied into a pool buffer.
     private let serviceScratch: UnsafeMutableRawBufferPointer
 
-    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue) throws(SwitchError) {
+    init(specs: [NetworkSpec], sockets: [NetworkSockets], stateDir: String?, commands: CommandQueue,
+         housekeeper: Housekeeper? = nil) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
@@ -141,13 +144,18 @@ final class ForwardingLoop {
             (networks + i).initialize(to: NetworkRuntime(
                 maxFrame: spec.mtu + 18, mtu: spec.mtu, queueFrames: spec.queueFrames,
                 table: MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing),
-                portList: list, sockets: sockets[i], dgramReceives: receive))
+                portList: list, sockets: sockets[i], dgramReceives: receive,
+                security: SourceGuard(network: spec, gatewayMAC: spec.gatewayMAC, maxPorts: Self.maxPorts)))
         }
         peersByAddress = Array(repeating: [:], count: specs.count)
-        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir) }
+        services = specs.map { NetworkServices(spec: $0, mac: $0.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper) }
         for (i, service) in services.enumerated() where service != nil {
             networks[i].gatewayMAC = service!.gateway.mac.rawValue
             networks[i].hasServices = true
+            if service!.gateway.mac != specs[i].gatewayMAC {  // the uplink's: bind its link-local address
+                networks[i].security.deallocate()
+                networks[i].security = SourceGuard(network: specs[i], gatewayMAC: service!.gateway.mac, maxPorts: Self.maxPorts)
+            }
         }
         serviceScratch = .allocate(byteCount: BufferPool.slotSize, alignment: 16)
         eventFD = sw_eventfd()
@@ -165,6 +173,7 @@ final class ForwardingLoop {
             networks[n].portList.deallocate()
             networks[n].dgramReceives.deallocate()
             networks[n].captures.deallocate()
+            networks[n].security.deallocate()
         }
         networks.deallocate()
         ports.deallocate()
@@ -232,7 +241,11 @@ final class ForwardingLoop {
     /// Once a second: ageing, and every few seconds a probe of dgram peers.
     private func tick() {
         lastTick = now
-        for n in 0..<specs.count { networks[n].table.age(now: now) }
+        for n in 0..<specs.count {
+            networks[n].table.age(now: now)
+            networks[n].security.bindings.expire(now: now)
+        }
+        logSecurityDrops()
         logThrottled()
         let nanoseconds = monotonicNanoseconds()
         for (n, service) in services.enumerated() {
@@ -301,11 +314,21 @@ final class ForwardingLoop {
         }
         let source = MACAddress(loading: frame + 6)
         guard !source.isMulticast && !source.isZero else { port.pointee.count(.badSource); return }
+        let guards = port.pointee.guards
         if source.rawValue != port.pointee.lastSource || now != port.pointee.lastReceive {
+            if guards.contains(.mac) {
+                if let refused = admitSource(source, from: s) { port.pointee.count(refused); return }
+            } else {
+                _ = net.pointee.table.learn(source, port: s, generation: port.pointee.generation, now: now)
+            }
             port.pointee.lastSource = source.rawValue
-            _ = net.pointee.table.learn(source, port: s, generation: port.pointee.generation, now: now)
         }
         port.pointee.lastReceive = now
+        if !guards.isDisjoint(with: PortGuards.headerGuards),
+           let refused = admitHeaders(frame: frame, length: length, source: source, from: s) {
+            port.pointee.count(refused)
+            return
+        }
         let destination = MACAddress(loading: frame)
         let original = Frame(buffer: buffer, offset: offset, length: length, header: header)
         defer { releaseVariants() }
@@ -332,6 +355,70 @@ final class ForwardingLoop {
         }
     }
 
+    /// The MAC guard: learns `source` on port `s` unless it belongs to another live port or the
+    /// port is at its `macLimit`; the reason to drop the frame otherwise.
+    private func admitSource(_ source: MACAddress, from s: UInt16) -> DropReason? {
+        let port = ports + Int(s)
+        let net = networks + Int(port.pointee.network)
+        if let (owner, generation) = net.pointee.table.lookup(source, now: now),
+           owner != s, ports[Int(owner)].isActive, ports[Int(owner)].generation == generation {
+            return .spoofedMac
+        }
+        switch net.pointee.table.learn(source, port: s, generation: port.pointee.generation, now: now) {
+        case .known, .learned, .moved: return nil
+        case .limitReached, .tableFull: return .macLimit
+        }
+    }
+
+    /// The IP, neighbor, DHCP-server and RA guards of port `s` (PortSecurity.swift); the reason
+    /// to drop the frame, or nil. A source address admitted this second is not looked up again.
+    @inline(__always)
+    private func admitHeaders(frame: UnsafeMutableRawPointer, length: Int, source: MACAddress, from s: UInt16) -> DropReason? {
+        let port = ports + Int(s)
+        let claims = FrameClaims.read(UnsafeRawBufferPointer(start: frame, count: length))
+        if claims.kind != .arp && claims.advertised == nil && claims.probed == nil && !claims.dhcpServer
+            && !claims.routerMessage && claims.source == port.pointee.lastAddress && now == port.pointee.lastAddressTime {
+            return nil
+        }
+        let refused = networks[Int(port.pointee.network)].security.admit(
+            claims, sourceMAC: source.rawValue, guards: port.pointee.guards, port: s, now: now)
+        if refused == nil && claims.kind != .other {
+            port.pointee.lastAddress = claims.source
+            port.pointee.lastAddressTime = now
+        }
+        return refused
+    }
+
+    /// Logs, at most once per ten seconds per port, the frames port security refused since the
+    /// last line (on the tick, never per frame).
+    private func logSecurityDrops() {
+        for n in 0..<specs.count {
+            let net = networks + n
+            for i in 0..<net.pointee.portCount {
+                let s = net.pointee.portList[i]
+                let port = ports + Int(s)
+                guard !port.pointee.guards.isEmpty, now &- port.pointee.lastSecurityLog >= 10 else { continue }
+                var total: UInt64 = 0
+                for reason in DropReason.security { total &+= port.pointee.dropCount(reason) }
+                guard total != port.pointee.loggedSecurityDrops else { continue }
+                let counts = DropReason.security.filter { port.pointee.dropCount($0) > 0 }
+                    .map { "\($0.name) \(port.pointee.dropCount($0))" }.joined(separator: ", ")
+                Log.warning("network \(specs[n].name): port \(infos[Int(s)]?.id ?? "?"): port security refused "
+                            + "\(total &- port.pointee.loggedSecurityDrops) frames since the last report (totals: \(counts))")
+                port.pointee.loggedSecurityDrops = total
+                port.pointee.lastSecurityLog = now
+            }
+        }
+    }
+
+    /// DHCP snooping: an ACK the services send binds the leased address to the client's port.
+    private func snoopLease(_ frame: UnsafeRawBufferPointer, network n: Int) {
+        guard let lease = acknowledgedLease(in: frame),
+              let (owner, generation) = networks[n].table.lookup(lease.client, now: now),
+              ports[Int(owner)].isActive, ports[Int(owner)].generation == generation else { return }
+        networks[n].security.leased(lease.address, to: owner, leaseSeconds: lease.seconds, now: now)
+    }
+
     /// Offers a frame to the network's services; true when they took it.
     private func serve(frame: UnsafeMutableRawPointer, length: Int, from s: UInt16, network n: Int) -> Bool {
         guard let service = services[n] else { return false }
@@ -346,6 +433,7 @@ final class ForwardingLoop {
     private func emitServiceFrame(length: Int, to destination: ServiceDestination, network n: Int) {
         guard length >= 14, let buffer = pool.allocate() else { return }
         pool.pointer(buffer, BufferPool.headroom).copyMemory(from: serviceScratch.baseAddress!, byteCount: length)
+        snoopLease(UnsafeRawBufferPointer(start: serviceScratch.baseAddress!, count: length), network: n)
         let frame = Frame(buffer: buffer, offset: BufferPool.headroom, length: length, header: .none)
         switch destination {
         case .port(let slot, let generation):
@@ -1090,6 +1178,7 @@ final class ForwardingLoop {
         port.pointee.network = Int32(n)
         port.pointee.fd = fd
         port.pointee.lastReceive = now
+        port.pointee.guards = PortGuards.of(kind: kind, info: info, network: specs[n])
         let capacity = net.pointee.queueFrames
         port.pointee.queue = .allocate(capacity: capacity)
         port.pointee.queue!.initialize(repeating: TxEntry(buffer: 0, offset: 0, length: 0, header: .none), count: capacity)
@@ -1130,6 +1219,8 @@ final class ForwardingLoop {
             break
         }
         net.pointee.table.flush(port: s)
+        net.pointee.security.bindings.flush(port: s)
+        if running { services[n]?.portRemoved(slot: s, generation: port.pointee.generation) }  // not at shutdown
         if net.pointee.uplink == s { net.pointee.uplink = Self.noUplink }
         if let address = port.pointee.address {
             let key = address.pointee.hash
@@ -1270,7 +1361,7 @@ final class ForwardingLoop {
                     offloads: p.kind.hasVnetHeader ? ["csum", "tso4", "tso6", "uso"] : p.offloadPeer ? ["headerless"] : [],
                     rx: TrafficCount(packets: p.rxPackets, bytes: p.rxBytes),
                     tx: TrafficCount(packets: p.txPackets, bytes: p.txBytes),
-                    drops: drops, segmented: p.segmented, superFrames: p.superFrames))
+                    drops: drops, segmented: p.segmented, superFrames: p.superFrames, security: p.guards.names))
             }
             var status = NetworkStatus(name: spec.name, mode: spec.mode.rawValue, subnet: spec.subnet.description,
                                        gateway: spec.gateway.description,
@@ -1279,6 +1370,7 @@ final class ForwardingLoop {
             if net.pointee.unaddressable > 0 { status.drops["unaddressable"] = net.pointee.unaddressable }
             if net.pointee.truncated > 0 { status.drops["truncated"] = net.pointee.truncated }
             if net.pointee.portLimit > 0 { status.drops["portLimit"] = net.pointee.portLimit }
+            for (name, count) in services[n]?.dhcpDrops ?? [] { status.drops[name] = count }
             if net.pointee.captures.count > 0 { status.captures = net.pointee.captures.count }
             return status
         }

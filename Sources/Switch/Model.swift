@@ -14,8 +14,16 @@ public enum NetworkMode: String, Sendable, Codable, CaseIterable {
 public enum PortSpec: Sendable, Equatable {
     /// A TAP device switchd creates; its kernel side optionally moved into network namespace `netns`.
     case tap(name: String, netns: String?, mac: MACAddress?)
-    /// An existing interface joined with AF_PACKET (not yet implemented).
+    /// An existing interface joined with AF_PACKET.
     case link(interface: String)
+
+    /// The port's interface name (its id, and its key in `NetworkSpec.portSecurityByPort`).
+    public var name: String {
+        switch self {
+        case .tap(let name, _, _): name
+        case .link(let interface): interface
+        }
+    }
 }
 
 /// The gateway services of one network (DESIGN §4-5), every default applied.
@@ -35,8 +43,46 @@ public struct ServicesSpec: Sendable, Equatable {
     /// The network's IPv6 /64; nil: a ULA prefix derived from the network name.
     public var ipv6Prefix: IPv6Address? = nil
     public var routerAdvertisement = true
+    /// DHCP fairness (README "DHCP fairness"): live leases plus pending offers one port may hold.
+    public var dhcpLeasesPerPort = 4
+    /// Whether a port's DHCP leases end when the port is removed (default: they run on).
+    public var releaseLeasesOnPortRemoval = false
 
     public init() {}
+}
+
+/// The port-security guards of a port (README "Port security"): each refuses one kind of frame a
+/// guest could use to take the network from the others, and counts it on the port.
+public struct PortSecuritySpec: Sendable, Equatable, Hashable {
+    /// Source MACs: a port sends only from MACs it learned; a MAC learned on another live port does
+    /// not move until it ages out there (`spoofedMac`); past `macLimit` new MACs are refused (`macLimit`).
+    public var mac: Bool
+    /// IPv4/IPv6 source addresses: in the network's subnet or prefix (or link-local, or unspecified),
+    /// and not bound to another port or the gateway (`spoofedIp`).
+    public var ip: Bool
+    /// ARP and NDP claims: an ARP sender or an NA target bound to another port or the gateway, or an
+    /// ARP sender MAC that is not the frame's source (`spoofedArp`, `spoofedNd`).
+    public var neighbor: Bool
+    /// DHCP server messages (UDP from port 67 or 547) from a guest (`rogueDhcp`).
+    public var dhcpServer: Bool
+    /// Router advertisements and redirects from a guest (`rogueRa`).
+    public var routerAdvertisement: Bool
+
+    public init(mac: Bool, ip: Bool, neighbor: Bool, dhcpServer: Bool, routerAdvertisement: Bool) {
+        self.mac = mac; self.ip = ip; self.neighbor = neighbor; self.dhcpServer = dhcpServer
+        self.routerAdvertisement = routerAdvertisement
+    }
+
+    /// Every guard on: the default for guest ports (TAP, socket and attached ports).
+    public static let all = PortSecuritySpec(mac: true, ip: true, neighbor: true, dhcpServer: true, routerAdvertisement: true)
+    /// Every guard off: the default for the uplink and `link` ports.
+    public static let none = PortSecuritySpec(mac: false, ip: false, neighbor: false, dhcpServer: false, routerAdvertisement: false)
+
+    /// The guards' names as config keys and `status` show them, with whether each is on.
+    public var named: [(String, Bool)] {
+        [("mac", mac), ("ip", ip), ("neighbor", neighbor), ("dhcpServer", dhcpServer),
+         ("routerAdvertisement", routerAdvertisement)]
+    }
 }
 
 /// One network, fully resolved: every default applied, every value checked.
@@ -59,6 +105,11 @@ public struct NetworkSpec: Sendable, Equatable {
     public var nat66 = true
     /// The uplink interface of `host`/`shared`; nil: `sw-NAME`.
     public var interface: String? = nil
+    /// Port security of the network's guest ports (TAP, socket, attached); the uplink has none.
+    public var portSecurity = PortSecuritySpec.all
+    /// Port security of named ports (a TAP's or a link's interface name), instead of the default:
+    /// `link` ports have none unless listed here.
+    public var portSecurityByPort: [String: PortSecuritySpec] = [:]
 
     public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
                 mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
@@ -125,11 +176,14 @@ public struct PortStatus: Codable, Sendable, Equatable {
     public var drops: [String: UInt64]
     public var segmented: UInt64
     public var superFrames: UInt64
+    /// The port-security guards that are on (`mac`, `ip`, `neighbor`, `dhcpServer`, `routerAdvertisement`).
+    public var security: [String]
     public init(id: String, kind: String, peer: String, macs: [String] = [], offloads: [String] = [],
                 rx: TrafficCount = .init(), tx: TrafficCount = .init(), drops: [String: UInt64] = [:],
-                segmented: UInt64 = 0, superFrames: UInt64 = 0) {
+                segmented: UInt64 = 0, superFrames: UInt64 = 0, security: [String] = []) {
         self.id = id; self.kind = kind; self.peer = peer; self.macs = macs; self.offloads = offloads
         self.rx = rx; self.tx = tx; self.drops = drops; self.segmented = segmented; self.superFrames = superFrames
+        self.security = security
     }
 }
 

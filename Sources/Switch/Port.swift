@@ -58,11 +58,29 @@ enum DropReason: Int, CaseIterable {
     case sendError
     /// Offload metadata that does not fit the frame (checksum offsets outside it, say).
     case badHeader
+    // Port security (PortSecurity.swift), counted on the port that sent the frame.
+    /// A source MAC learned on another live port.
+    case spoofedMac
+    /// A new source MAC past the port's `macLimit` (or a full table) on a port with the MAC guard.
+    case macLimit
+    /// An IPv4/IPv6 source outside the network, or bound to another port or the gateway.
+    case spoofedIp
+    /// An ARP sender address bound elsewhere, or a sender MAC that is not the frame's source.
+    case spoofedArp
+    /// A neighbor advertisement for an address bound to another port or the gateway.
+    case spoofedNd
+    /// A DHCP server message (UDP from port 67, or DHCPv6 from 547) from a guest.
+    case rogueDhcp
+    /// A router advertisement or redirect from a guest.
+    case rogueRa
     /// The port's receive share of a loop turn ran out (ReceiveShares): its read paused until the
     /// next turn. Counted once per pause; the frames wait in the port's own kernel queue.
     case rxBudget
 
     var name: String { "\(self)" }
+
+    /// The reasons port security counts (logged together, `ForwardingLoop.logSecurityDrops`).
+    static let security: [DropReason] = [.spoofedMac, .macLimit, .spoofedIp, .spoofedArp, .spoofedNd, .rogueDhcp, .rogueRa]
 }
 
 /// A frame in a pool buffer with its offload metadata: what the forwarding path passes around.
@@ -112,7 +130,9 @@ struct PortState {
     var rxBytes: UInt64 = 0
     var txPackets: UInt64 = 0
     var txBytes: UInt64 = 0
-    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+    /// One counter per `DropReason` (room for 16).
+    var drops: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
 
     // Send queue: a ring of `queueCapacity` entries; the first `inFlight` from `queueHead` are submitted.
     var queue: UnsafeMutablePointer<TxEntry>? = nil
@@ -149,6 +169,17 @@ struct PortState {
     /// The last source MAC learned here, to skip the table on repeats (netmap VALE does the same).
     var lastSource: UInt64 = UInt64.max
 
+    // Port security.
+    /// The guards that are on (none for the uplink; `PortGuards`).
+    var guards = PortGuards()
+    /// The last IP source address admitted (IPv4 as ::ffff:a.b.c.d) and the second it was, so a flow
+    /// costs one binding look-up per second.
+    var lastAddress = BoundAddress(high: 0, low: 0)
+    var lastAddressTime: UInt32 = UInt32.max
+    /// Security drops already logged, and when (rate-limited log lines, `ForwardingLoop.logSecurityDrops`).
+    var loggedSecurityDrops: UInt64 = 0
+    var lastSecurityLog: UInt32 = 0
+
     var isActive: Bool { phase == .active }
 
     @inline(__always)
@@ -182,4 +213,6 @@ struct PortInfo {
     /// The uplink of a host or shared network: frames to the gateway MAC that no service takes go
     /// here; its own frames skip the services; it cannot be removed by request.
     var isUplink = false
+    /// Port security for this port; nil: the network's default for its kind (`PortGuards.defaults`).
+    var security: PortSecuritySpec? = nil
 }

@@ -31,7 +31,7 @@ final class BufferPoolTests: XCTestCase {
 
 final class PortStateTests: XCTestCase {
     func testEveryDropReasonHasACounter() {
-        XCTAssertEqual(MemoryLayout.size(ofValue: PortState().drops) / 8, DropReason.allCases.count)
+        XCTAssertGreaterThanOrEqual(MemoryLayout.size(ofValue: PortState().drops) / 8, DropReason.allCases.count)
         var port = PortState()
         for reason in DropReason.allCases { port.count(reason, UInt64(reason.rawValue + 1)) }
         for reason in DropReason.allCases { XCTAssertEqual(port.dropCount(reason), UInt64(reason.rawValue + 1)) }

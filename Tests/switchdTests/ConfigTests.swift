@@ -143,6 +143,50 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(services.routerAdvertisement)
     }
 
+    func testPortSecurity() throws {
+        let config = try parse("""
+            networks:
+              lab:
+                mode: isolated
+                subnet: 10.1.0.0/24
+                portSecurity: {routerAdvertisement: false}
+                ports:
+                  - {tap: t0}
+                  - {tap: t1, portSecurity: false}
+                  - {tap: t2, portSecurity: {ip: false}}
+                  - {link: l0}
+                  - {link: l1, portSecurity: {mac: true}}
+                  - {link: l2, portSecurity: true}
+              open:
+                mode: isolated
+                subnet: 10.2.0.0/24
+                portSecurity: false
+            """)
+        let lab = try XCTUnwrap(config.networks.first { $0.name == "lab" })
+        var noRA = PortSecuritySpec.all
+        noRA.routerAdvertisement = false
+        XCTAssertEqual(lab.portSecurity, noRA)
+        XCTAssertNil(lab.portSecurityByPort["t0"], "no setting of its own: the network's")
+        XCTAssertEqual(lab.portSecurityByPort["t1"], PortSecuritySpec.none)
+        var t2 = noRA
+        t2.ip = false
+        XCTAssertEqual(lab.portSecurityByPort["t2"], t2, "a map changes the network's guards for a TAP")
+        XCTAssertNil(lab.portSecurityByPort["l0"])
+        var l1 = PortSecuritySpec.none
+        l1.mac = true
+        XCTAssertEqual(lab.portSecurityByPort["l1"], l1, "a map changes no guards for a link")
+        XCTAssertEqual(lab.portSecurityByPort["l2"], PortSecuritySpec.all)
+        XCTAssertEqual(config.networks.first { $0.name == "open" }?.portSecurity, PortSecuritySpec.none)
+        XCTAssertEqual(try parse("networks:\n  a:\n    subnet: 10.0.0.0/24\n").networks.first?.portSecurity, .all, "on by default")
+
+        assertError("networks:\n  a:\n    mode: isolated\n    subnet: 10.0.0.0/24\n    portSecurity: {arp: false}\n",
+                    "config.yaml:5: networks.a.portSecurity.arp: unknown guard (portSecurity is true, false, or a map of mac, ip, neighbor, dhcpServer, routerAdvertisement to true/false)")
+        assertError("networks:\n  a:\n    mode: isolated\n    subnet: 10.0.0.0/24\n    portSecurity: strict\n",
+                    "config.yaml:5: networks.a.portSecurity: expected true or false, got \"strict\"")
+        assertError("networks:\n  a:\n    mode: isolated\n    subnet: 10.0.0.0/24\n    ports:\n      - {tap: t0, portSecurity: {ip: 1}}\n",
+                    "config.yaml:6: networks.a.ports[0].portSecurity.ip: expected true or false, got \"1\"")
+    }
+
     func testServiceDefaults() throws {
         let config = try parse("""
             networks:
@@ -392,7 +436,7 @@ final class ConfigTests: XCTestCase {
                     "config.yaml:5: networks.a.mtus: unknown key")
         assertError("netwroks: {}\n", "config.yaml:1: netwroks: unknown key (expected networks, runDir, stateDir, controlGroup)")
         assertError("networks:\n  a:\n    mode: isolated\n    subnet: 10.0.0.0/24\n    ports:\n      - tap: t0\n        vlan: 3\n",
-                    "config.yaml:7: networks.a.ports[0].vlan: unknown key (a port is {tap: NAME, netns: NS, mac: MAC} or {link: IFACE})")
+                    "config.yaml:7: networks.a.ports[0].vlan: unknown key (a port is {tap: NAME, netns: NS, mac: MAC} or {link: IFACE}, either with portSecurity)")
         // Lima's own sections only pass in a Lima file.
         assertError("paths: {}\nnetworks: {}\n", "config.yaml:1: paths: unknown key (expected networks, runDir, stateDir, controlGroup)")
     }

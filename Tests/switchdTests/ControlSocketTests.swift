@@ -23,6 +23,23 @@ final class ControlSocketTests: XCTestCase {
         return server
     }
 
+    /// A server that takes this process's uid for an unprivileged one (no privileged uids at all).
+    private func startUnprivilegedServer(_ limits: ConnectionLimits) throws -> ControlServer {
+        let server = try ControlServer(path: path, group: nil, limits: limits)
+        server.serve(ControlService(handler: FakeHandler(), privilegedUIDs: []))
+        return server
+    }
+
+    /// Waits up to `seconds` for `condition`.
+    private func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !condition() {
+            if Date() > deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
     /// Sends raw bytes on a fresh connection, half-closes, and returns every reply line.
     private func exchange(_ bytes: [UInt8]) throws -> [String] {
         let socket = try UnixSocket.connect(to: path)
@@ -147,5 +164,62 @@ final class ControlSocketTests: XCTestCase {
         server.stop()
         XCTAssertFalse(FileManager.default.fileExists(atPath: path))
         XCTAssertThrowsError(try ControlClient(path: path).send(.status))
+    }
+
+    func testAConnectionOverTheUIDCapGetsTheReasonAndTheSlotComesBack() throws {
+        let server = try startUnprivilegedServer(ConnectionLimits(total: 8, reserved: 2, perUID: 2, idleTimeout: 30))
+        defer { server.stop() }
+        let uid = geteuid()
+        var held = [try UnixSocket.connect(to: path), try UnixSocket.connect(to: path)]
+        // The client prints the daemon's reason, not "write: Broken pipe", whichever of its write and the
+        // daemon's close comes first.
+        for _ in 0..<20 {
+            XCTAssertThrowsError(try ControlClient(path: path).send(.status)) { error in
+                XCTAssertEqual("\(error)", "too many control connections for uid \(uid) (limit 2)")
+            }
+        }
+        held.removeLast()
+        XCTAssertTrue(eventually { (try? ControlClient(path: path).send(.status)) != nil }, "the closed connection's slot was not given back")
+        XCTAssertEqual(held.count, 1)
+    }
+
+    func testAnIdleConnectionIsClosedAfterTheIdleTimeout() throws {
+        let server = try startUnprivilegedServer(ConnectionLimits(total: 8, reserved: 2, perUID: 1, idleTimeout: 1))
+        defer { server.stop() }
+        let idle = try UnixSocket.connect(to: path)
+        let start = Date()
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var received = 0
+        while true {
+            let n = try idle.read(into: &buffer)  // an idle close is an EOF here, nothing else
+            if n == 0 { break }
+            received += n
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        XCTAssertEqual(received, 0, "an idle connection is closed without a reply")
+        XCTAssertGreaterThan(elapsed, 0.8)
+        XCTAssertLessThan(elapsed, 4)
+        // Its slot (the uid's only one) is free again.
+        XCTAssertTrue(eventually { (try? ControlClient(path: path).send(.status)) != nil })
+    }
+
+    func testTheClientReadsTheRefusalWhenItsWriteFails() throws {
+        var fds: [Int32] = [-1, -1]
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        let client = UnixSocket(fd: fds[0])
+        do {
+            // The daemon's side: the refusal line, then gone before the request is written.
+            let daemon = UnixSocket(fd: fds[1])
+            try daemon.write(ControlReply.failure("too many control connections for uid 1000 (limit 8)").line)
+        }
+        XCTAssertThrowsError(try ControlClient.exchange(.status, on: client, path: path)) { error in
+            XCTAssertEqual("\(error)", "too many control connections for uid 1000 (limit 8)")
+        }
+        // Closed without a word: the message says so, with the write's error.
+        XCTAssertEqual(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds), 0)
+        close(fds[1])
+        XCTAssertThrowsError(try ControlClient.exchange(.status, on: UnixSocket(fd: fds[0]), path: path)) { error in
+            XCTAssertEqual("\(error)", "switchd at \(path) closed the connection before reading the request (write: Broken pipe) and sent no reason")
+        }
     }
 }

@@ -7,7 +7,22 @@
 // `offerHoldTime` so two clients discovering at once never get the same address; only then are
 // expired records of other clients reused, oldest first. DHCP is a few messages per client per
 // lease, so this path allocates freely and logs; the per-frame cost is the early `notMine` check.
+//
+// Fairness (README "DHCP fairness"): each client that holds a live lease or a live offer is bound
+// to the port its last DISCOVER or REQUEST came in on, and a port may hold at most
+// `leasesPerPort` of them, so one port cannot starve the pool. Live counts are worked out when a
+// new client asks, over that port's few clients only (never a scan of the pool). A port's DHCP
+// messages beyond `messagesPerSecondPerPort` are dropped before parsing, so a storm stays cheap. Saving is
+// `LeaseStore.save`, which on the forwarding thread hands the snapshot to a housekeeping thread.
 import Proto
+
+/// The switch port a DHCP message came in on: its slot and the slot's generation, so a port that
+/// is removed and whose slot is reused is another port.
+public struct DHCPPort: Hashable, Sendable {
+    public var slot: UInt16
+    public var generation: UInt16
+    public init(slot: UInt16, generation: UInt16) { self.slot = slot; self.generation = generation }
+}
 
 /// The DHCPv4 server of one network; it answers as `gateway` and leases addresses from `range`.
 ///
@@ -27,6 +42,12 @@ public final class DHCPServer {
         /// Messages for another server (REQUEST, RELEASE or DECLINE with a foreign server id) or
         /// that change nothing here (RELEASE of an address the client does not hold).
         public var ignored = 0
+        /// DISCOVERs and REQUESTs of new clients left unanswered because their port already holds
+        /// `leasesPerPort` live leases and offers (status: the network's `drops.dhcpCapped`).
+        public var capped = 0
+        /// DHCP frames dropped unread because their port sent more than `messagesPerSecondPerPort`
+        /// this second (status: the network's `drops.dhcpRateLimited`).
+        public var rateLimited = 0
         public init() {}
     }
 
@@ -42,6 +63,15 @@ public final class DHCPServer {
     public var quarantineTime: Int64 = 600
     /// Seconds an OFFERed address stays set aside for the client it was offered to.
     public var offerHoldTime: Int64 = 60
+    /// Live leases plus live offers one port may hold (`dhcpLeasesPerPort`); reserved MACs and
+    /// clients renewing what they hold are exempt. Messages given without a port are not capped.
+    public var leasesPerPort: Int
+    /// DHCP messages one port may send per second; the rest are dropped before they are parsed,
+    /// so a storm costs the forwarding thread a header check per frame. A client sends a handful
+    /// per lease (RFC 2131 §4.1 retransmits after 4, 8, 16 s), so this only bites a flood.
+    public var messagesPerSecondPerPort = 50
+    /// Seconds between two log lines about capped ports (each says how many were refused meanwhile).
+    public var capLogInterval: Int64 = 10
     /// What happened so far.
     public private(set) var counters = Counters()
 
@@ -60,15 +90,27 @@ public final class DHCPServer {
     private var relaysLogged: Set<IPv4Address> = []
     /// The latest `now` the server was given, for the name lookups that take no time.
     private var clock: Int64 = 0
+    /// The port each attributed client last asked through (restored leases have none until then).
+    private var portByClient: [ClientKey: DHCPPort] = [:]
+    /// The clients attributed to each port; some may no longer be live (pruned when counted).
+    private var clientsByPort: [DHCPPort: Set<ClientKey>] = [:]
+    /// When the last line about a capped port was logged, and refusals since then.
+    private var lastCapLog: Int64?
+    private var cappedSinceLog = 0
+    /// Each port's DHCP messages in the current second (removed with the port).
+    private var rates: [DHCPPort: (second: Int64, count: Int)] = [:]
+    private var lastRateLog: Int64?
+    private var rateLimitedSinceLog = 0
 
     /// A server for `gateway`'s network. Leases are loaded from `store` (those outside the subnet
     /// or on another client's reserved address are dropped) and saved to it after every change.
     public init(gateway: GatewayIdentity, range: ClosedRange<IPv4Address>, leaseTime: Int,
-                reservations: [MACAddress: IPv4Address], store: LeaseStore?) {
+                reservations: [MACAddress: IPv4Address], store: LeaseStore?, leasesPerPort: Int = 4) {
         self.gateway = gateway
         self.range = range
         self.leaseTime = max(leaseTime, 1)
         self.store = store
+        self.leasesPerPort = max(leasesPerPort, 1)
         var accepted: [MACAddress: IPv4Address] = [:]
         for (mac, ip) in reservations.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
             if !Self.isHostAddress(ip, of: gateway) {
@@ -93,10 +135,13 @@ public final class DHCPServer {
     /// Handles one Ethernet frame. A UDP datagram to port 67 from port 68 (or 67, a relay), in an
     /// IPv4 packet to 255.255.255.255 or to the gateway, is this server's; anything else is
     /// `.notMine`. A malformed one is `.consumed` and counted; a reply, when there is one, is
-    /// written into `reply` (too small a buffer: `.consumed`).
-    public func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer, now: Int64) -> Verdict {
+    /// written into `reply` (too small a buffer: `.consumed`). `port` is where the frame came in:
+    /// new clients are counted against it; nil (tests, tools) counts nothing and caps nothing.
+    public func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer, now: Int64,
+                        port: DHCPPort? = nil) -> Verdict {
         guard let ethernet = EthernetFrame(validating: frame), ethernet.etherType == .ipv4,
               isAddressedToServer(ethernet.payload) else { return .notMine }
+        if let port, !withinRate(port, now: now) { return .consumed }
         clock = max(clock, now)
         guard let ip = IPv4Header(validating: ethernet.payload), ip.isChecksumValid, !ip.isFragment,
               let udp = UDPHeader(validating: ip.payload), udp.isChecksumValid(pseudoHeaderSum: ip.payloadPseudoHeaderSum),
@@ -114,7 +159,8 @@ public final class DHCPServer {
             return .consumed
         }
         let client = ClientKey(message, mac: mac)
-        let context = ReplyContext(frame: ethernet, request: message, mac: mac, ipSource: ip.source, buffer: reply)
+        let context = ReplyContext(frame: ethernet, request: message, mac: mac, ipSource: ip.source, buffer: reply,
+                                   port: port)
         switch type {
         case .discover: return discover(client, context, now: now)
         case .request: return request(client, context, now: now)
@@ -146,6 +192,7 @@ public final class DHCPServer {
 
     private func discover(_ client: ClientKey, _ context: ReplyContext, now: Int64) -> Verdict {
         pruneOffers(now: now)
+        guard admits(client, context, now: now) else { return .consumed }
         guard let allocation = allocate(client, mac: context.mac, requested: context.request.requestedIPAddress, now: now)
         else {
             counters.exhausted += 1
@@ -158,6 +205,7 @@ public final class DHCPServer {
         let ip = allocation.ip
         if allocation.fromPool { exhaustionLogged = false }
         setOffer(Offer(ip: ip, until: now + offerHoldTime), for: client)
+        attribute(client, to: context.port, mac: context.mac)
         counters.offers += 1
         let lease = Lease(mac: context.mac, ip: ip, hostname: hostName(context.request) ?? leasesByIP[ip]?.hostname,
                           expires: now + Int64(leaseTime), clientID: context.request.clientIdentifier)
@@ -187,10 +235,14 @@ public final class DHCPServer {
             return .consumed
         }
         guard gateway.subnet.contains(ip) else { return nak(context, reason: "\(ip) is not on this network") }
+        // Over the cap: silence, not a NAK (a NAK is broadcast to every port and sends the client
+        // straight back to DISCOVER).
+        guard admits(client, context, now: now) else { return .consumed }
         guard canBind(ip, to: client, mac: context.mac, now: now) else {
             return nak(context, reason: "\(ip) is not available to this client")
         }
         let lease = bind(ip, to: client, context, now: now)
+        attribute(client, to: context.port, mac: context.mac)
         counters.acks += 1
         return send(.ack, context, yiaddr: ip, lease: lease)
     }
@@ -201,6 +253,12 @@ public final class DHCPServer {
             return .consumed
         }
         guard context.request.serverIdentifier.map({ $0 == gateway.ipv4 }) ?? true, Self.isHostAddress(ip, of: gateway) else {
+            counters.ignored += 1
+            return .consumed
+        }
+        // RFC 2131 §4.3.3: the client declines an address it was given. From anyone else a
+        // DECLINE would let one guest quarantine the whole pool, past any per-port cap.
+        guard ipByClient[client] == ip || offersByClient[client]?.ip == ip else {
             counters.ignored += 1
             return .consumed
         }
@@ -365,6 +423,114 @@ public final class DHCPServer {
         store?.save(leasesByIP.values.sorted { $0.ip < $1.ip })
     }
 
+    // MARK: Fairness (one port cannot take the pool)
+
+    /// Whether `client` may get an offer or a lease through the message's port: always when it
+    /// comes through no port, has a reservation or already holds a live lease or offer (a renewal
+    /// is never refused); otherwise only while the port holds fewer than `leasesPerPort`. A refusal
+    /// is counted and logged (at most one line per `capLogInterval`).
+    private func admits(_ client: ClientKey, _ context: ReplyContext, now: Int64) -> Bool {
+        guard let port = context.port, reservations[context.mac] == nil, !isLive(client, now: now) else { return true }
+        let held = liveClients(of: port, now: now)
+        guard held >= leasesPerPort else { return true }
+        counters.capped += 1
+        cappedSinceLog += 1
+        if lastCapLog.map({ now &- $0 >= capLogInterval || now < $0 }) ?? true {
+            Log.warning("dhcp: port \(port.slot) holds \(held) leases and offers (dhcpLeasesPerPort \(leasesPerPort)); "
+                        + "not answering \(context.mac) (\(cappedSinceLog) refused since the last line)")
+            lastCapLog = now
+            cappedSinceLog = 0
+        }
+        return false
+    }
+
+    /// Counts one message from `port` in the second `now`; false (counted, logged at most once per
+    /// `capLogInterval`) when the port is over `messagesPerSecondPerPort`.
+    private func withinRate(_ port: DHCPPort, now: Int64) -> Bool {
+        if let window = rates[port], window.second == now {
+            guard window.count < messagesPerSecondPerPort else {
+                counters.rateLimited += 1
+                rateLimitedSinceLog += 1
+                if lastRateLog.map({ now &- $0 >= capLogInterval || now < $0 }) ?? true {
+                    Log.warning("dhcp: port \(port.slot) sends more than \(messagesPerSecondPerPort) DHCP messages a second; "
+                                + "dropping the rest (\(rateLimitedSinceLog) dropped since the last line)")
+                    lastRateLog = now
+                    rateLimitedSinceLog = 0
+                }
+                return false
+            }
+            rates[port] = (now, window.count + 1)
+        } else {
+            rates[port] = (now, 1)
+        }
+        return true
+    }
+
+    /// Whether `client` holds an unexpired lease or offer.
+    private func isLive(_ client: ClientKey, now: Int64) -> Bool {
+        if let offer = offersByClient[client], offer.until > now { return true }
+        if let ip = ipByClient[client], let lease = leasesByIP[ip], lease.expires > now { return true }
+        return false
+    }
+
+    /// How many clients attributed to `port` are live; the others are forgotten on the way (their
+    /// records stay, they just count for no port).
+    private func liveClients(of port: DHCPPort, now: Int64) -> Int {
+        guard let clients = clientsByPort[port] else { return 0 }
+        var live = 0
+        for client in clients {
+            if isLive(client, now: now) {
+                live += 1
+            } else {
+                clientsByPort[port]?.remove(client)
+                portByClient[client] = nil
+            }
+        }
+        if clientsByPort[port]?.isEmpty == true { clientsByPort[port] = nil }
+        return live
+    }
+
+    /// Binds `client` to `port` (moving it from its previous port); reserved MACs count nowhere.
+    private func attribute(_ client: ClientKey, to port: DHCPPort?, mac: MACAddress) {
+        guard let port, reservations[mac] == nil else { return }
+        if let previous = portByClient[client] {
+            guard previous != port else { return }
+            clientsByPort[previous]?.remove(client)
+            if clientsByPort[previous]?.isEmpty == true { clientsByPort[previous] = nil }
+        }
+        portByClient[client] = port
+        clientsByPort[port, default: []].insert(client)
+    }
+
+    /// The port is gone: its clients count for no port from now on. With `release`, their live
+    /// leases end now (kept as their stable address, as a RELEASE does) and their offers are
+    /// withdrawn; otherwise the leases run on and a client that comes back on another port keeps
+    /// its address. Returns how many leases were released.
+    @discardableResult
+    public func portRemoved(_ port: DHCPPort, release: Bool, now: Int64) -> Int {
+        rates[port] = nil
+        guard let clients = clientsByPort.removeValue(forKey: port) else { return 0 }
+        var released = 0
+        for client in clients where portByClient[client] == port {
+            portByClient[client] = nil
+            guard release else { continue }
+            removeOffer(for: client)
+            if let ip = ipByClient[client], var lease = leasesByIP[ip], lease.expires > now {
+                lease.expires = now
+                leasesByIP[ip] = lease
+                released += 1
+            }
+        }
+        if released > 0 {
+            Log.info("dhcp: port \(port.slot) removed; released its \(released) lease\(released == 1 ? "" : "s")")
+            save()
+        }
+        return released
+    }
+
+    /// Live leases and offers attributed to `port` at `now` (for tests and status).
+    public func heldCount(of port: DHCPPort, now: Int64) -> Int { liveClients(of: port, now: now) }
+
     // MARK: Names and listing
 
     /// Leases that have not expired at `now`, by address.
@@ -520,6 +686,7 @@ public final class DHCPServer {
         var mac: MACAddress
         var ipSource: IPv4Address
         var buffer: UnsafeMutableRawBufferPointer
+        var port: DHCPPort?
     }
 }
 

@@ -37,7 +37,7 @@ public protocol LeaseStore {
 }
 
 /// A `LeaseStore` in one text file, replaced atomically on every save.
-public struct FileLeaseStore: LeaseStore {
+public struct FileLeaseStore: LeaseStore, Sendable {
     /// The file's path; `path + ".tmp"` is written first.
     public let path: String
 

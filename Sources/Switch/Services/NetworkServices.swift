@@ -44,8 +44,10 @@ final class NetworkServices {
     /// When the next unsolicited RA is due (monotonic seconds).
     private var nextAdvertisement: Double = 0
     private var dns: DNSProxy<DNSFrameClient>?
-    /// Where upstream resolvers come from when `upstreamDNS` is not configured.
+    /// Where upstream resolvers come from when `upstreamDNS` is not configured (read by `tick`
+    /// without a housekeeper; with one, read on its thread and handed over in `resolvUpdates`).
     private var resolvConf: ResolvConfSource?
+    private var resolvUpdates: Mailbox<[UpstreamAddress]>?
     /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
     private(set) var upstreamIPv4: Int32 = -1
     private(set) var upstreamIPv6: Int32 = -1
@@ -53,8 +55,13 @@ final class NetworkServices {
     private(set) var unanswered: UInt64 = 0
     private var lastResolvCheck: Int64 = 0
 
+    /// Whether a removed port's leases end with it (`releaseLeasesOnPortRemoval`).
+    private let releaseLeasesOnPortRemoval: Bool
+
     /// `stateDir` holds the network's leases (`STATEDIR/NAME/leases`); nil keeps them in memory.
-    init(spec: NetworkSpec, mac: MACAddress, stateDir: String?) {
+    /// With a `housekeeper` the lease file is written on its thread, never on the caller's.
+    init(spec: NetworkSpec, mac: MACAddress, stateDir: String?, housekeeper: Housekeeper? = nil) {
+        releaseLeasesOnPortRemoval = spec.services.releaseLeasesOnPortRemoval
         var gateway = spec.gatewayIdentity
         gateway.mac = mac
         self.gateway = gateway
@@ -65,18 +72,20 @@ final class NetworkServices {
             router = RouterAdvertiser(gateway: gateway)
         }
         if spec.services.dhcp {
-            var store: FileLeaseStore? = nil
+            var store: LeaseStore? = nil
             if let stateDir {
                 let dir = "\(stateDir)/\(spec.name)"
                 if mkdir(dir, 0o755) != 0 && errno != EEXIST {
                     Log.warning("network \(spec.name): cannot create \(dir): \(errnoText(errno)); leases are not saved")
                 } else {
-                    store = FileLeaseStore(path: "\(dir)/leases")
+                    let file = FileLeaseStore(path: "\(dir)/leases")
+                    store = housekeeper.map { BackgroundLeaseStore(file: file, housekeeper: $0) } ?? file
                 }
             }
             let range = spec.services.dhcpRange ?? Self.defaultRange(spec.subnet, gateway: spec.gateway)
             dhcp = DHCPServer(gateway: gateway, range: range, leaseTime: spec.services.leaseTime,
-                              reservations: spec.services.reservations, store: store)
+                              reservations: spec.services.reservations, store: store,
+                              leasesPerPort: spec.services.dhcpLeasesPerPort)
         } else {
             dhcp = nil
         }
@@ -95,8 +104,15 @@ final class NetworkServices {
                 upstreams = ResolvConf.filter(upstreams, excluding: own)
             } else {
                 let source = ResolvConfSource(excluding: own)
-                resolvConf = source
                 upstreams = source.currentUpstreams()
+                if let housekeeper {
+                    // stat(2) every 2 s, and a read when it changed, on the housekeeping thread.
+                    let mailbox = Mailbox(initial: upstreams)
+                    housekeeper.every(seconds: 2) { mailbox.post(source.currentUpstreams()) }
+                    resolvUpdates = mailbox
+                } else {
+                    resolvConf = source
+                }
             }
             if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
                 dns = DNSProxy(config: config, hostTable: LeaseHosts(dhcp: dhcp))
@@ -161,7 +177,8 @@ final class NetworkServices {
         case .reply(let n): emit(n, back); return true
         }
         if let dhcp {
-            switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock()) {
+            switch dhcp.respond(to: frame, into: scratch, now: Self.wallClock(),
+                                port: DHCPPort(slot: slot, generation: generation)) {
             case .notMine: break
             case .consumed: return true
             case .reply(let n):
@@ -240,7 +257,8 @@ final class NetworkServices {
     private static func seconds(_ nanoseconds: Int64) -> Double { Double(nanoseconds) / 1e9 }
 
     /// Periodic work: unsolicited router advertisements (RFC 4861 §6.2.4 timing), DNS timeouts,
-    /// and the host's resolv.conf when it changed (checked every 2 s).
+    /// and the host's resolv.conf when it changed (checked every 2 s, by the housekeeper when
+    /// there is one: then this only takes what it posted).
     func tick(now: Int64, scratch: UnsafeMutableRawBufferPointer, emit: (Int, ServiceDestination) -> Void) {
         if router != nil {
             let seconds = Self.seconds(now)
@@ -255,18 +273,33 @@ final class NetworkServices {
         guard dns != nil else { return }
         // Only with queries outstanding: housekeeping on the forwarding thread allocates nothing.
         if dns!.outstandingCount > 0 { perform(dns: { $0.expire(now: now) }, scratch: scratch, emit: emit) }
+        var changed: [UpstreamAddress]? = resolvUpdates?.take()
         if let resolvConf, now - lastResolvCheck >= 2_000_000_000 {
             lastResolvCheck = now
-            let upstreams = resolvConf.currentUpstreams()
-            if upstreams != dns?.config.upstreams {
-                Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
-                perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
-            }
+            changed = resolvConf.currentUpstreams()
+        }
+        if let upstreams = changed, upstreams != dns?.config.upstreams {
+            Log.info("DNS upstreams now \(upstreams.map(\.description).joined(separator: ", "))")
+            perform(dns: { $0.setUpstreams(upstreams, now: now) }, scratch: scratch, emit: emit)
         }
     }
 }
 
 extension NetworkServices {
+    /// Port (`slot`, `generation`) left the network: its DHCP clients count for no port any more,
+    /// and with `releaseLeasesOnPortRemoval` their leases end now (README "DHCP fairness").
+    func portRemoved(slot: UInt16, generation: UInt16) {
+        dhcp?.portRemoved(DHCPPort(slot: slot, generation: generation), release: releaseLeasesOnPortRemoval,
+                          now: Self.wallClock())
+    }
+
+    /// The DHCP server's refusals for `status` (`drops.dhcpCapped`, `drops.dhcpRateLimited`), those above 0.
+    var dhcpDrops: [(String, UInt64)] {
+        guard let counters = dhcp?.counters else { return [] }
+        return [("dhcpCapped", counters.capped), ("dhcpRateLimited", counters.rateLimited)]
+            .filter { $0.1 > 0 }.map { ($0.0, UInt64($0.1)) }
+    }
+
     /// Seconds since the Unix epoch (lease expiry is wall-clock time, kept across restarts).
     static func wallClock() -> Int64 {
         var ts = timespec()

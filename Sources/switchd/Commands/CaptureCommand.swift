@@ -117,9 +117,16 @@ final class CaptureConnection: @unchecked Sendable {
             default: throw error
             }
         }
-        try control.write(request.line)
+        let writeError = try ControlClient.sendRequest(request.line, on: control)
         var fd: Int32 = -1
-        let reply = try readReply(control, passed: &fd)
+        let reply: ControlReply
+        do {
+            reply = try readReply(control, passed: &fd)
+        } catch let error as ControlError where writeError != nil {
+            if fd >= 0 { Glibc.close(fd) }
+            Log.debug("capture: \(error)")
+            throw ControlClient.noReply(path: path, writeError: writeError)
+        }
         guard reply.ok else {
             if fd >= 0 { Glibc.close(fd) }
             throw ControlError(reply.error ?? "capture refused without a message")
@@ -133,7 +140,13 @@ final class CaptureConnection: @unchecked Sendable {
         var reader = LineReader(limit: Int.max)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         while true {
-            let count = try control.read(into: &buffer, passed: &fd)
+            let count: Int
+            do {
+                count = try control.read(into: &buffer, passed: &fd)
+            } catch {
+                guard error.errno == ECONNRESET else { throw error }
+                count = 0  // closed with our request unread: a reply it wrote first has been read already
+            }
             if count == 0 {
                 guard let last = reader.finish() else { throw ControlError("switchd closed the connection without a reply") }
                 return try ControlReply(line: last)

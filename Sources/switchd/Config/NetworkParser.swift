@@ -9,7 +9,8 @@ enum NetworkParser {
     static let keys: Set<String> = [
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
-        "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface",
+        "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface", "portSecurity",
+        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval",
     ]
 
     static let prefixLengths = 16...29
@@ -19,6 +20,8 @@ enum NetworkParser {
     static let macAgeingRange = 1...86_400
     static let macLimitRange = 1...4096
     static let queueFramesRange = 1...65_536
+    /// `dhcpLeasesPerPort` (README "DHCP fairness"): at least one; a /16's pool at most.
+    static let dhcpLeasesPerPortRange = 1...65_536
 
     /// `key` is the network's name node (for errors about missing keys), `value` its settings map.
     /// Checks within the network only; names shared across networks and the machine's interfaces are
@@ -62,9 +65,14 @@ enum NetworkParser {
         if let v = values["macAgeing"] { spec.macAgeing = try v.int(in: macAgeingRange) }
         if let v = values["macLimit"] { spec.macLimit = try v.int(in: macLimitRange) }
         if let v = values["queueFrames"] { spec.queueFrames = try v.int(in: queueFramesRange) }
+        if let v = values["portSecurity"] { spec.portSecurity = try portSecurity(v, base: .all) }
         if let ports = values["ports"] {
             spec.ports = []
-            for item in try ports.sequence() { spec.ports.append(try port(item)) }
+            for item in try ports.sequence() {
+                let (port, security) = try port(item, networkSecurity: spec.portSecurity)
+                spec.ports.append(port)
+                if let security { spec.portSecurityByPort[port.name] = security }
+            }
         }
         spec.services = try services(values, subnet: subnet, gateway: spec.gateway)
         // Lima: "host mode ignores routerAdvertisement setting". A host network still advertises its
@@ -95,12 +103,36 @@ enum NetworkParser {
         }
     }
 
-    /// `{tap: NAME, netns: NS, mac: MAC}` or `{link: IFACE}`.
-    static func port(_ item: ConfigValue) throws(ConfigError) -> PortSpec {
+    /// The guards of `portSecurity`: `true` (all on), `false` (all off), or a map of the guards to
+    /// change from `base`, e.g. `{ip: false}`.
+    static func portSecurity(_ value: ConfigValue, base: PortSecuritySpec) throws(ConfigError) -> PortSecuritySpec {
+        if case .scalar = value.node { return try value.bool() ? .all : .none }
+        var spec = base
+        for (setting, settingKey, flag) in try value.mapping() {
+            switch setting {
+            case "mac": spec.mac = try flag.bool()
+            case "ip": spec.ip = try flag.bool()
+            case "neighbor": spec.neighbor = try flag.bool()
+            case "dhcpServer": spec.dhcpServer = try flag.bool()
+            case "routerAdvertisement": spec.routerAdvertisement = try flag.bool()
+            default:
+                throw settingKey.error("unknown guard (portSecurity is true, false, or a map of mac, ip, neighbor, dhcpServer, routerAdvertisement to true/false)")
+            }
+        }
+        return spec
+    }
+
+    /// `{tap: NAME, netns: NS, mac: MAC, portSecurity: ...}` or `{link: IFACE, portSecurity: ...}`,
+    /// with the port's own guards when it sets them (a map changes the network's guards for a TAP,
+    /// none for a link).
+    static func port(_ item: ConfigValue, networkSecurity: PortSecuritySpec = .all)
+        throws(ConfigError) -> (PortSpec, PortSecuritySpec?) {
         var tap: String?, netns: String?, mac: MACAddress?, link: String?
         var extra: ConfigValue?
+        var securityValue: ConfigValue?
         for (setting, settingKey, value) in try item.mapping() {
             switch setting {
+            case "portSecurity": securityValue = value
             case "tap": tap = try interface(value)
             case "link": link = try interface(value)
             case "netns":
@@ -108,14 +140,17 @@ enum NetworkParser {
                 if let problem = Names.netnsProblem(name) { throw value.error(problem) }
                 netns = name; extra = settingKey
             case "mac": mac = try unicastMAC(value); extra = settingKey
-            default: throw settingKey.error("unknown key (a port is {tap: NAME, netns: NS, mac: MAC} or {link: IFACE})")
+            default: throw settingKey.error("unknown key (a port is {tap: NAME, netns: NS, mac: MAC} or {link: IFACE}, either with portSecurity)")
             }
         }
         switch (tap, link) {
-        case (let tap?, nil): return .tap(name: tap, netns: netns, mac: mac)
+        case (let tap?, nil):
+            let security = try securityValue.map { v throws(ConfigError) in try portSecurity(v, base: networkSecurity) }
+            return (.tap(name: tap, netns: netns, mac: mac), security)
         case (nil, let link?):
             if let extra { throw extra.error("only tap ports take netns and mac") }
-            return .link(interface: link)
+            let security = try securityValue.map { v throws(ConfigError) in try portSecurity(v, base: .none) }
+            return (.link(interface: link), security)
         case (_?, _?): throw item.error("a port is either tap or link, not both")
         case (nil, nil): throw item.error("a port needs tap: NAME or link: IFACE")
         }
@@ -153,6 +188,8 @@ enum NetworkParser {
         if let v = values["ipv6"] { services.ipv6 = try v.bool() }
         if let v = values["routerAdvertisement"] { services.routerAdvertisement = try v.bool() }
         if let v = values["leaseTime"] { services.leaseTime = try v.int(in: 60...(1 << 31 - 1)) }
+        if let v = values["dhcpLeasesPerPort"] { services.dhcpLeasesPerPort = try v.int(in: dhcpLeasesPerPortRange) }
+        if let v = values["releaseLeasesOnPortRemoval"] { services.releaseLeasesOnPortRemoval = try v.bool() }
         if let v = values["domain"] {
             let text = try v.string()
             guard Names.isDNSName(text) else { throw v.error("\"\(text)\" is not a DNS name like lab.internal") }

@@ -29,15 +29,29 @@ struct ControlClient {
         } catch {
             throw connectError(error)
         }
-        try socket.write(request.line)
+        let (reply, passed) = try Self.exchange(request, on: socket, path: path)
+        return (reply, socket, passed)
+    }
+
+    /// Writes `request` on the connected `socket` and reads the reply line, with the descriptor it passed
+    /// (closed when the reply is a refusal). A reply the daemon wrote before closing on us (a refused
+    /// connection) is read and thrown even when writing the request failed.
+    static func exchange(_ request: ControlRequest, on socket: UnixSocket, path: String) throws -> (reply: ControlReply, passed: Int32?) {
+        let writeError = try Self.sendRequest(request.line, on: socket)
         var reader = LineReader(limit: Int.max)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var passed: Int32?
         while true {
-            let count = try socket.read(into: &buffer, descriptor: &passed)
+            let count: Int
+            do {
+                count = try socket.read(into: &buffer, descriptor: &passed)
+            } catch {
+                guard error.errno == ECONNRESET else { throw error }
+                count = 0  // closed with our request unread: what it wrote before is read already
+            }
             let line: [UInt8]
             if count == 0 {
-                guard let last = reader.finish() else { throw ControlError("switchd at \(path) closed the connection without a reply") }
+                guard let last = reader.finish() else { throw Self.noReply(path: path, writeError: writeError) }
                 line = last
             } else if case .line(let complete)? = reader.append(buffer[..<count]).first {
                 line = complete
@@ -45,12 +59,33 @@ struct ControlClient {
                 continue
             }
             do {
-                return (try Self.check(ControlReply(line: line)), socket, passed)
+                return (try Self.check(ControlReply(line: line)), passed)
             } catch {
                 if let passed { close(passed) }
                 throw error
             }
         }
+    }
+
+    /// Writes a request line. When switchd has closed the connection already (EPIPE, ECONNRESET: it refused
+    /// the connection, e.g. over a connection limit), its reply may still be waiting to be read: that error is
+    /// returned, not thrown, so that the caller reads the reply and shows the daemon's reason. Other errors throw.
+    static func sendRequest(_ line: [UInt8], on socket: UnixSocket) throws(SocketError) -> SocketError? {
+        do {
+            try socket.write(line)
+            return nil
+        } catch {
+            guard error.errno == EPIPE || error.errno == ECONNRESET else { throw error }
+            return error
+        }
+    }
+
+    /// The error when the connection ends without a reply line (after a failed write, if `writeError`).
+    static func noReply(path: String, writeError: SocketError?) -> ControlError {
+        if let writeError {
+            return ControlError("switchd at \(path) closed the connection before reading the request (\(writeError)) and sent no reason")
+        }
+        return ControlError("switchd at \(path) closed the connection without a reply")
     }
 
     /// The usual reasons a connect fails, said in the user's terms.

@@ -7,15 +7,16 @@ import Switch
 /// through `ControlService`, and a bad line only ever costs its own connection a reply.
 final class ControlServer: @unchecked Sendable {
     let path: String
-    /// At most this many connections are served at once; more are told so and closed.
-    static let maxConnections = 64
-
-    /// Seconds a connection may stay silent before it is closed, unless it holds a lease (`attach`).
-    static let idleTimeout = 120
+    /// How many connections that hold nothing are served at once, per uid and in all, and how long they
+    /// may stay silent (`ConnectionLimits.standard` unless a test says otherwise).
+    let limits: ConnectionLimits
 
     private let listener: UnixSocket
     private let lock = NSLock()
-    private var connections = 0
+    /// Open connections that hold nothing, by uid; a refused one is told why and closed.
+    private var admission: ControlAdmission
+    /// Refusals as log lines, at most one a second per uid.
+    private var refusals = RefusalLog()
     private var stopped = false
     /// False for a socket systemd passed (socket activation): the socket and its file stay systemd's,
     /// so `stop` neither shuts it down nor unlinks it, and connections not yet accepted wait for the next start.
@@ -24,8 +25,10 @@ final class ControlServer: @unchecked Sendable {
 
     /// Claims `path` and listens on it with mode 0660, group `group` when given.
     /// Refuses when another daemon answers on `path`; removes a stale socket left by one that died.
-    init(path: String, group: String?) throws {
+    init(path: String, group: String?, limits: ConnectionLimits = .standard) throws {
         self.path = path
+        self.limits = limits
+        admission = ControlAdmission(limits: limits)
         ownsSocket = true
         try Self.removeStale(path)
         listener = try UnixSocket.listen(at: path)
@@ -38,7 +41,9 @@ final class ControlServer: @unchecked Sendable {
     }
 
     /// Serves a listening socket passed by systemd (`LISTEN_FDS`); `path` is where it is bound.
-    init(adopting fd: Int32) throws {
+    init(adopting fd: Int32, limits: ConnectionLimits = .standard) throws {
+        self.limits = limits
+        admission = ControlAdmission(limits: limits)
         let adopted = try UnixSocket.adoptListening(fd: fd)
         listener = adopted.socket
         path = adopted.path
@@ -83,17 +88,19 @@ final class ControlServer: @unchecked Sendable {
                 usleep(100_000) // EMFILE and friends: do not spin
                 continue
             }
-            let admitted = lock.withLock { () -> Bool in
-                guard connections < Self.maxConnections else { return false }
-                connections += 1
-                return true
-            }
-            guard admitted else {
-                try? connection.write(ControlReply.failure("too many control connections").line)
+            let peer: PeerCredentials
+            do {
+                peer = try connection.peerCredentials()
+            } catch {
+                Log.warning("control connection: \(error)")
                 continue
             }
+            let privileged = service.access.mayChange(peer)
+            guard admit(peer, privileged: privileged, connection: connection) else { continue }
+            // Silent for limits.idleTimeout, or not reading a reply for as long: closed (a lease lifts this).
+            connection.setTimeouts(seconds: limits.idleTimeout)
             let thread = Thread { [self] in
-                serveConnection(connection, service)
+                serveConnection(connection, peer: peer, privileged: privileged, service)
             }
             thread.name = "control-conn"
             thread.start()
@@ -102,32 +109,25 @@ final class ControlServer: @unchecked Sendable {
 
     /// Answers each line of one connection until it closes, sends a line over the limit or something that
     /// is not a request at all. Ports it attached (its leases) go when it ends.
-    private func serveConnection(_ connection: UnixSocket, _ service: ControlService) {
+    private func serveConnection(_ connection: UnixSocket, peer: PeerCredentials, privileged: Bool, _ service: ControlService) {
         var leases: [Lease] = []
         // Captures live in the session; like attached ports, the connection is their lease.
         let session = ControlSession()
-        /// Whether this connection still counts against maxConnections (a lease holder does not).
+        /// Whether this connection still holds a slot of `admission` (a lease holder does not).
         var counted = true
         defer {
             session.close()
             for lease in leases { service.release(lease) }
-            if counted { lock.withLock { connections -= 1 } }
+            if counted { lock.withLock { admission.release(uid: peer.uid, privileged: privileged) } }
+            connection.shutdownBoth()  // the peer sees the end now, whoever still holds the object
         }
-        /// A lease lasts as long as its client: no idle timeout, and no longer counted against
-        /// maxConnections (the port and capture limits bound these).
+        /// A lease lasts as long as its client: no idle timeout, and no longer counted by `admission`
+        /// (the port and capture limits bound these; only privileged peers get leases).
         func becomeLease() {
-            connection.setReceiveTimeout(seconds: 0)
-            if counted { lock.withLock { connections -= 1 } }
+            connection.setTimeouts(seconds: 0)
+            if counted { lock.withLock { admission.release(uid: peer.uid, privileged: privileged) } }
             counted = false
         }
-        let peer: PeerCredentials
-        do {
-            peer = try connection.peerCredentials()
-        } catch {
-            Log.warning("control connection: \(error)")
-            return
-        }
-        connection.setReceiveTimeout(seconds: Self.idleTimeout)
         /// Answers one line; false when the connection should close.
         func answer(_ line: [UInt8]) throws -> Bool {
             let response = service.respond(to: line, from: peer, session: session)
@@ -179,6 +179,25 @@ final class ControlServer: @unchecked Sendable {
         } catch {
             Log.debug("control connection from pid \(peer.pid): \(error)")
         }
+    }
+
+    /// Takes a slot for a new connection from `peer`, or writes the refusal line to it (without waiting:
+    /// the accept loop never blocks on a peer), logs it at most once a second per uid, and returns false
+    /// (the caller drops the connection, which closes it).
+    private func admit(_ peer: PeerCredentials, privileged: Bool, connection: UnixSocket) -> Bool {
+        let now = IdleWatch.monotonicSeconds()
+        let (refusal, lines) = lock.withLock { () -> (String?, [String]) in
+            let refusal = admission.admit(uid: peer.uid, privileged: privileged)
+            var lines: [String] = []
+            if let refusal, let line = refusals.refused(uid: peer.uid, pid: peer.pid, reason: refusal, now: now) {
+                lines.append(line)
+            }
+            return (refusal, lines + refusals.flush(now: now))
+        }
+        for line in lines { Log.warning(line) }
+        guard let refusal else { return true }
+        try? connection.write(ControlReply.failure(refusal).line, waiting: false)
+        return false
     }
 
     private static func isBlank(_ line: [UInt8]) -> Bool {

@@ -82,11 +82,16 @@ final class UnixSocket: @unchecked Sendable {
         }
     }
 
-    /// Writes all of `bytes` (MSG_NOSIGNAL: a vanished peer is an error, not SIGPIPE).
-    func write(_ bytes: [UInt8]) throws(SocketError) {
+    /// Writes all of `bytes` (MSG_NOSIGNAL: a vanished peer is an error, not SIGPIPE). With `waiting`
+    /// false, a full socket fails with EAGAIN instead of blocking (MSG_DONTWAIT).
+    func write(_ bytes: [UInt8], waiting: Bool = true) throws(SocketError) {
+        let flags = Int32(MSG_NOSIGNAL) | (waiting ? 0 : Int32(MSG_DONTWAIT))
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes { raw in
+                guard let base = raw.baseAddress else { return 0 }
+                return send(fd, base + offset, raw.count - offset, flags)
+            }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw SocketError(call: "write", errno: errno)
@@ -145,10 +150,12 @@ final class UnixSocket: @unchecked Sendable {
         return Int(n)
     }
 
-    /// Reads fail with EAGAIN after `seconds` without input (0: wait forever).
-    func setReceiveTimeout(seconds: Int) {
+    /// Reads fail with EAGAIN after `seconds` without input, and writes after `seconds` without room
+    /// (the peer reads nothing); 0: wait forever.
+    func setTimeouts(seconds: Int) {
         var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Waits up to `milliseconds` for the socket to become readable (a connection to accept); true if it did.
