@@ -79,6 +79,7 @@ networks:
   flood:
     mode: isolated
     subnet: 10.79.$i.0/24
+    gateway: 10.79.$i.254        # the guests use .1 to .3 (port security refuses the gateway's address)
     ports:
       - {tap: $ta, netns: $a}
       - {tap: $tb, netns: $bb}
