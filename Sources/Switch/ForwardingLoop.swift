@@ -73,10 +73,11 @@ final class ForwardingLoop {
     static let noUplink = UInt16.max
     /// Frames per send chain (TAP, dgram) or per stream sendmsg.
     static let sendBatch: Int32 = 64
-    /// Buffers in the provided ring that multishot receives take from.
+    /// Buffers in the shared provided ring that the listening dgram sockets' multishot recvmsg take
+    /// from (ports that read their own fd have rings of their own, ReceiveShares).
     static let ringEntries = 512
-    /// Receive reserve kept in the buffer pool on top of every port's queue: the ring, plus copies
-    /// (stream reassembly, checksum completion, segments) in flight.
+    /// Receive reserve kept in the buffer pool on top of every port's queue and receive ring: the
+    /// shared ring, plus copies (stream reassembly, checksum completion, segments) in flight.
     static let receiveReserve = ringEntries + 512
     /// Seconds between probes of dgram peers' addresses.
     static let probeInterval: UInt32 = 3
@@ -84,8 +85,15 @@ final class ForwardingLoop {
     let ring: IOUring
     var pool: BufferPool
     private var buffers: BufferRing
-    /// A multishot receive ended for want of buffers: re-arm receives once the ring is refilled.
+    /// A multishot receive on the shared ring ended for want of buffers: re-arm those receives once
+    /// the ring is refilled.
     private var receivesStarved = false
+    /// The receive rings of the ports that read their own fd, one per port (ReceiveShares).
+    private var shares: ReceiveShares
+    /// Loop turns so far, and at the last tick (how often ports ran out of their share is judged
+    /// against the turns of the same second).
+    private var turns: UInt64 = 0
+    private var turnsAtTick: UInt64 = 0
     let ports: UnsafeMutablePointer<PortState>
     var infos: [PortInfo?]
     private var freeSlots: [UInt16]
@@ -118,7 +126,8 @@ final class ForwardingLoop {
          housekeeper: Housekeeper? = nil) throws(SwitchError) {
         ring = try IOUring(entries: 4096)
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
-        buffers = try BufferRing(uring: ring, entries: Self.ringEntries)
+        buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
+        shares = ReceiveShares(maxPorts: Self.maxPorts)
         ports = .allocate(capacity: Self.maxPorts)
         ports.initialize(repeating: PortState(), count: Self.maxPorts)
         infos = Array(repeating: nil, count: Self.maxPorts)
@@ -174,6 +183,7 @@ final class ForwardingLoop {
         eventValue.deallocate()
         serviceScratch.deallocate()
         buffers.destroy()
+        shares.deallocate()
         pool.destroy()
         close(eventFD)
     }
@@ -213,6 +223,8 @@ final class ForwardingLoop {
             }
             flushDirty()
             buffers.refill(from: &pool)
+            refillShares()
+            turns &+= 1
             if !retrying.isEmpty { retrySends() }
             if receivesStarved { rearmStarved() }
             if now != lastTick { tick() }
@@ -234,6 +246,7 @@ final class ForwardingLoop {
             networks[n].security.bindings.expire(now: now)
         }
         logSecurityDrops()
+        logThrottled()
         let nanoseconds = monotonicNanoseconds()
         for (n, service) in services.enumerated() {
             service?.tick(now: nanoseconds, scratch: serviceScratch) { length, destination in
@@ -834,24 +847,27 @@ final class ForwardingLoop {
 
     // MARK: - TAP and link ports
 
-    /// The pool slot a multishot completion filled, if it names one; the ring no longer holds it.
+    /// The pool slot a multishot completion on the shared ring filled, if it names one; the ring
+    /// no longer holds it.
     @inline(__always)
     private func takenBuffer(_ flags: UInt32) -> UInt32? {
         guard flags & CompletionFlag.buffer != 0 else { return nil }
-        buffers.taken()
-        return flags >> CompletionFlag.bufferShift
+        let slot = flags >> CompletionFlag.bufferShift
+        buffers.taken(slot)
+        return slot
     }
 
-    /// Arms the multishot read of a TAP or link port: one request, a completion per frame.
+    /// Arms the multishot read of a port that reads its own fd (TAP, link, attached dgram): one
+    /// request, a completion per frame, buffers from the port's own ring.
     private func armDeviceRead(_ s: UInt16) {
         let port = ports + Int(s)
         port.pointee.receivePending = true
         let sqe = ring.sqe()
-        sqe.prepareMultishotRead(fd: port.pointee.fd)
+        sqe.prepareMultishotRead(fd: port.pointee.fd, group: shares.group(of: s))
         sqe.setToken(Token(.deviceRead, slot: s, generation: port.pointee.generation))
     }
 
-    /// Re-arms every receive that ended because the buffer ring ran dry.
+    /// Re-arms every receive that ended because the shared buffer ring ran dry.
     private func rearmStarved() {
         guard buffers.count > 0 else { return }
         receivesStarved = false
@@ -859,9 +875,41 @@ final class ForwardingLoop {
             let net = networks + n
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
-                if ports[Int(s)].kind.readsOwnFD && !ports[Int(s)].receivePending { armDeviceRead(s) }
+                // Ports on a ring of their own are re-armed by refillShares.
+                if ports[Int(s)].kind.readsOwnFD && !ports[Int(s)].receivePending && !shares.hasRing(s) {
+                    armDeviceRead(s)
+                }
             }
             for offload in [false, true] { armDgramReceive(network: n, offload: offload) }
+        }
+    }
+
+    /// Once per loop turn (not per completion batch, which would give a flooding port more than
+    /// one share per turn): tops up the ports' own rings and re-arms the reads that ran dry.
+    private func refillShares() {
+        shares.refill(from: &pool) { ports[Int($0)].isActive }
+        for i in 0..<shares.readyCount {
+            let s = shares.ready(i)
+            if !ports[Int(s)].receivePending { armDeviceRead(s) }
+        }
+    }
+
+    /// Once a second: logs the ports whose receive share kept running out (at most every
+    /// `ReceiveShares.throttleLogInterval` per port). Allocates only when it logs.
+    private func logThrottled() {
+        let loopTurns = turns &- turnsAtTick
+        turnsAtTick = turns
+        for n in 0..<specs.count {
+            let net = networks + n
+            for i in 0..<net.pointee.portCount {
+                let s = net.pointee.portList[i]
+                guard shares.hasRing(s),
+                      let dry = shares.throttled(s, budget: ports[Int(s)].dropCount(.rxBudget), loopTurns: loopTurns,
+                                                 now: now) else { continue }
+                Log.warning("network \(specs[n].name): port \(infos[Int(s)]?.id ?? "?") is throttled: it filled its "
+                            + "receive share (\(ReceiveShares.ringEntries) frames a turn) in \(dry) of \(loopTurns) loop "
+                            + "turns in the last second; the rest wait or are dropped in its own kernel queue (drops.rxBudget)")
+            }
         }
     }
 
@@ -869,15 +917,25 @@ final class ForwardingLoop {
         let port = ports + Int(s)
         let more = flags & CompletionFlag.more != 0
         if !more { port.pointee.receivePending = false }
-        let buffer = takenBuffer(flags)
+        var buffer: UInt32? = nil
+        if flags & CompletionFlag.buffer != 0 {
+            let slot = flags >> CompletionFlag.bufferShift
+            if shares.hasRing(s) { shares.taken(slot, port: s) } else { buffers.taken(slot) }
+            buffer = slot
+        }
         defer { if let buffer { pool.release(buffer) } }
         guard port.pointee.isActive else { finishIfIdle(s); return }
         let headerSize = Int(port.pointee.headerSize)
         if result < 0 {
             switch -result {
             case ENOBUFS:
-                port.pointee.count(.noBuffer)
-                receivesStarved = true
+                if !shares.hasRing(s) {
+                    port.pointee.count(.noBuffer)
+                    receivesStarved = true
+                } else {
+                    // Its own ring ran dry: its share of this turn is used up (or the pool was short).
+                    port.pointee.count(shares.starve(s) ? .rxBudget : .noBuffer)
+                }
                 return
             case EAGAIN, EINTR, ECANCELED: break
             case ENETDOWN where port.pointee.kind == .link && infos[Int(s)]?.interface.map(Link.exists) == true:
@@ -912,7 +970,7 @@ final class ForwardingLoop {
         receive.pointee.pending = true
         let sqe = ring.sqe()
         io_uring_prep_recvmsg_multishot(sqe, fd, &receive.pointee.message, 0)
-        sqe.selectBuffer()
+        sqe.selectBuffer(group: BufferRing.sharedGroup)
         sqe.setToken(Token(.dgramReceive, slot: UInt16(n), aux: offload ? 1 : 0))
     }
 
@@ -1134,6 +1192,16 @@ final class ForwardingLoop {
         net.pointee.portList[net.pointee.portCount] = s
         net.pointee.portCount += 1
         pool.setLimit(pool.limit + capacity)
+        if kind.readsOwnFD {
+            // Its own receive ring, so a flood from it uses up its share only (ReceiveShares).
+            pool.setLimit(pool.limit + ReceiveShares.ringEntries)
+            do throws(SwitchError) {
+                try shares.open(s, uring: ring, pool: &pool)
+            } catch {
+                pool.setLimit(pool.limit - ReceiveShares.ringEntries)
+                Log.warning("network \(specs[n].name): \(info.id) receives from the shared buffer ring: \(error)")
+            }
+        }
         return s
     }
 
@@ -1181,6 +1249,7 @@ final class ForwardingLoop {
               !port.pointee.retryPending, !port.pointee.waitingWritable else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
         if port.pointee.fd >= 0 { close(port.pointee.fd) }
+        if shares.close(s, uring: ring, pool: &pool) { pool.setLimit(pool.limit - ReceiveShares.ringEntries) }
         if port.pointee.kind == .link, let info = infos[Int(s)] { Link.restore(info) }
         port.pointee.queue?.deallocate()
         port.pointee.streamBuffer?.deallocate()

@@ -73,6 +73,9 @@ enum DropReason: Int, CaseIterable {
     case rogueDhcp
     /// A router advertisement or redirect from a guest.
     case rogueRa
+    /// The port's receive share of a loop turn ran out (ReceiveShares): its read paused until the
+    /// next turn. Counted once per pause; the frames wait in the port's own kernel queue.
+    case rxBudget
 
     var name: String { "\(self)" }
 

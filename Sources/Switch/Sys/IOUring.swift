@@ -103,6 +103,12 @@ final class IOUring {
         io_uring_register_buf_ring(&ring, &registration, 0)
     }
 
+    /// Unregisters the provided-buffer ring of buffer group `group`; returns 0 or -errno.
+    @discardableResult
+    func unregisterBufferRing(group: UInt16) -> Int32 {
+        io_uring_unregister_buf_ring(&ring, Int32(group))
+    }
+
     /// Submits what is queued without waiting.
     func submit() { _ = io_uring_submit(&ring) }
 
@@ -125,10 +131,10 @@ extension UnsafeMutablePointer where Pointee == io_uring_sqe {
     @inline(__always) func setToken(_ token: Token) { io_uring_sqe_set_data64(self, token.packed) }
     @inline(__always) func link() { pointee.flags |= 1 << 2 }  // IOSQE_IO_LINK (a macro Swift cannot import)
 
-    /// A multishot read into provided buffers (IORING_OP_READ_MULTISHOT, Linux 6.7; liburing 2.3's
-    /// headers predate it).
-    @inline(__always) func prepareMultishotRead(fd: Int32) {
+    /// A multishot read into the provided buffers of group `group` (IORING_OP_READ_MULTISHOT,
+    /// Linux 6.7; liburing 2.3's headers predate it).
+    @inline(__always) func prepareMultishotRead(fd: Int32, group: UInt16) {
         io_uring_prep_rw(49, self, fd, nil, 0, 0)
-        selectBuffer()
+        selectBuffer(group: group)
     }
 }
