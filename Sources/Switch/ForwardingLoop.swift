@@ -397,7 +397,9 @@ final class ForwardingLoop {
             for i in 0..<net.pointee.portCount {
                 let s = net.pointee.portList[i]
                 let port = ports + Int(s)
-                guard !port.pointee.guards.isEmpty, now &- port.pointee.lastSecurityLog >= 10 else { continue }
+                // The first report comes at the first tick after a refusal, later ones ten seconds apart.
+                guard !port.pointee.guards.isEmpty,
+                      port.pointee.loggedSecurityDrops == 0 || now &- port.pointee.lastSecurityLog >= 10 else { continue }
                 var total: UInt64 = 0
                 for reason in DropReason.security { total &+= port.pointee.dropCount(reason) }
                 guard total != port.pointee.loggedSecurityDrops else { continue }
