@@ -5,7 +5,7 @@ import Proto
 func fuzzEthernet(_ input: UnsafeRawBufferPointer) {
     guard let frame = EthernetFrame(validating: input) else { return }
     let headerLength = frame.headerLength
-    require([14, 18, 22].contains(headerLength) && headerLength <= input.count, "Ethernet header length \(headerLength)")
+    require((headerLength == 14 || headerLength == 18 || headerLength == 22) && headerLength <= input.count, "Ethernet header length \(headerLength)")
     require(frame.tagCount == (headerLength - 14) / 4, "tag count")
     require(frame.payload.count == input.count - headerLength, "payload length")
     require((frame.outerTag != nil) == (frame.tagCount >= 1) && (frame.innerTag != nil) == (frame.tagCount == 2), "tags")

@@ -90,8 +90,7 @@ func fuzzRAResponder(_ input: UnsafeRawBufferPointer) {
 func fuzzDHCPServer(_ input: UnsafeRawBufferPointer) {
     var reader = FuzzReader(input)
     let server = DHCPServer(gateway: fuzzGateway, range: IPv4Address(192, 168, 107, 100)...IPv4Address(192, 168, 107, 109),
-                            leaseTime: 600, reservations: [MACAddress("52:54:00:00:00:01")!: IPv4Address(192, 168, 107, 50)],
-                            store: nil)
+                            leaseTime: 600, reservations: fuzzReservations, store: nil)
     var now: Int64 = 1_000
     for _ in 0..<8 where !reader.isEmpty {
         now += Int64(reader.byte()) * 16
@@ -100,10 +99,22 @@ func fuzzDHCPServer(_ input: UnsafeRawBufferPointer) {
     }
 }
 
+/// The DHCP target's one reservation (parsed once: text parsing per input would dominate the run).
+let fuzzReservations = [MACAddress("52:54:00:00:00:01")!: IPv4Address(192, 168, 107, 50)]
+
+/// The DNS proxy target's upstream lists and domain, parsed once.
+let fuzzUpstreamLists: [[UpstreamAddress]] = [
+    [UpstreamAddress("10.0.0.53:53")!, UpstreamAddress("[fd00::53]:53")!],
+    [UpstreamAddress("10.0.0.54:53")!],
+    [],
+]
+let fuzzDomain = DNSName("test.internal")!
+let fuzzGuest6 = IPv6Address("fd00:1234:5678:9abc::23")!
+
 /// Host names for the DNS proxy target: one guest with both families.
 struct FuzzHostTable: DNSHostTable {
     func address(of hostname: String) -> IPv4Address? { hostname == "guest" ? IPv4Address(192, 168, 107, 23) : nil }
-    func ipv6Address(of hostname: String) -> IPv6Address? { hostname == "guest" ? IPv6Address("fd00:1234:5678:9abc::23")! : nil }
+    func ipv6Address(of hostname: String) -> IPv6Address? { hostname == "guest" ? fuzzGuest6 : nil }
     func hostname(of address: IPv4Address) -> String? { address == IPv4Address(192, 168, 107, 23) ? "guest" : nil }
 }
 
@@ -113,14 +124,10 @@ struct FuzzHostTable: DNSHostTable {
 /// expires; 3 the upstream list changes (op bit 4) or a client is forgotten.
 func fuzzDNSProxy(_ input: UnsafeRawBufferPointer) {
     var reader = FuzzReader(input)
-    let upstreamLists: [[UpstreamAddress]] = [
-        [UpstreamAddress("10.0.0.53:53")!, UpstreamAddress("[fd00::53]:53")!],
-        [UpstreamAddress("10.0.0.54:53")!],
-        [],
-    ]
+    let upstreamLists = fuzzUpstreamLists
     var nextID: UInt16 = 0x1000
     var lastForwarded: UInt16 = 0
-    var proxy = DNSProxy<Int>(config: DNSProxyConfig(domain: DNSName("test.internal")!, gatewayIPv4: fuzzGateway.ipv4,
+    var proxy = DNSProxy<Int>(config: DNSProxyConfig(domain: fuzzDomain, gatewayIPv4: fuzzGateway.ipv4,
                                                      gatewayIPv6: fuzzGateway.ipv6Address, subnet: fuzzGateway.subnet,
                                                      upstreams: upstreamLists[0], maxOutstanding: 4),
                               hostTable: FuzzHostTable(), makeID: { nextID &+= 1; return nextID })
