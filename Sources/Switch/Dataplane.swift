@@ -66,18 +66,8 @@ public final class Dataplane: @unchecked Sendable {
     /// Starts the housekeeping thread, then the forwarding thread.
     public func start() throws(SwitchError) {
         try housekeeper.start()
-        let box = Unmanaged.passRetained(loop)
-        var t = pthread_t()
-        let r = pthread_create(&t, nil, { arg in
-            let loop = Unmanaged<ForwardingLoop>.fromOpaque(arg!).takeRetainedValue()
-            loop.run()
-            return nil
-        }, box.toOpaque())
-        guard r == 0 else {
-            box.release()
-            throw SwitchError("cannot start the forwarding thread: \(errnoText(r))")
-        }
-        thread = t
+        let loop = self.loop
+        thread = try startThread("the forwarding thread") { loop.run() }
     }
 
     /// Stops the forwarding thread, closes every port, removes sockets and TAP devices. Idempotent.

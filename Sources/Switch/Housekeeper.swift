@@ -64,17 +64,7 @@ final class Housekeeper: @unchecked Sendable {
 
     /// Starts the thread. Jobs submitted before it starts wait for it (or for `stop`).
     func start() throws(SwitchError) {
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let r = pthread_create(&t, nil, { arg in
-            let housekeeper = Unmanaged<Housekeeper>.fromOpaque(arg!).takeRetainedValue()
-            housekeeper.run()
-            return nil
-        }, box.toOpaque())
-        guard r == 0 else {
-            box.release()
-            throw SwitchError("cannot start the housekeeping thread: \(errnoText(r))")
-        }
+        let t = try startThread("the housekeeping thread") { self.run() }
         locked { thread = t }
     }
 

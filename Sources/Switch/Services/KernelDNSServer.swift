@@ -355,18 +355,7 @@ final class KernelDNSServer: @unchecked Sendable {
         guard state == .ready else {
             throw SwitchError("DNS: the server of network \(network) was \(state == .running ? "already started" : "stopped")")
         }
-        let box = Unmanaged.passRetained(self)
-        var t = pthread_t()
-        let r = pthread_create(&t, nil, { arg in
-            let server = Unmanaged<KernelDNSServer>.fromOpaque(arg!).takeRetainedValue()
-            server.run()
-            return nil
-        }, box.toOpaque())
-        guard r == 0 else {
-            box.release()
-            throw SwitchError("DNS: cannot start the thread of network \(network): \(errnoText(r))")
-        }
-        thread = t
+        thread = try startThread("the DNS thread of network \(network)") { self.run() }
         state = .running
     }
 
