@@ -24,6 +24,7 @@
 import CSwitchShims
 import Glibc
 import Proto
+import SwitchSys
 
 /// An IPv4 or IPv6 socket address (with the scope of a link-local IPv6 peer), as a hashable value.
 struct InetSocketAddress: Hashable, Sendable, CustomStringConvertible {

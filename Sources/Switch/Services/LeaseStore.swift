@@ -7,6 +7,7 @@
 // logged and ignored (the server starts empty) rather than trusted in part or crashing.
 import Glibc
 import Proto
+import SwitchSys
 
 /// One DHCP lease as the server remembers it (and as `switchd leases` shows it).
 public struct Lease: Hashable, Sendable {

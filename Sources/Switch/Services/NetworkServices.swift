@@ -7,6 +7,7 @@
 // upstream sockets are the only fds; the loop polls them and calls `upstreamReadable`.
 import Glibc
 import Proto
+import SwitchSys
 
 /// Where a frame the services emit goes.
 enum ServiceDestination: Equatable {

@@ -18,6 +18,7 @@
 // and the host itself (DESIGN §4: it only answers clients on the network).
 import Glibc
 import Proto
+import SwitchSys
 
 enum Firewall {
     /// The table's name: `switchd-NAME` in family `inet`.

@@ -7,6 +7,7 @@
 // (temporary file and rename) before each change, so a SIGKILL at any point leaves either no
 // record (nothing changed yet) or one that restores everything changed so far.
 import Glibc
+import SwitchSys
 
 /// The forwarding sysctls and their record.
 final class Sysctl {

@@ -3,6 +3,7 @@
 // gateway's addresses, so whatever the services do not answer reaches the host's own stack.
 import Glibc
 import Proto
+import SwitchSys
 
 enum Uplink {
     /// Creates the uplink of `spec`: a TAP with offloads, the network's MTU and the gateway MAC (so
