@@ -29,8 +29,9 @@ let package = Package(
         // Wire formats: no syscalls, no Foundation, no allocation on parse/emit paths.
         .target(name: "Proto", swiftSettings: release),
         // The syscall layer: io_uring, buffer rings, sockets, files, processes, threads, clocks, errno.
-        // The only target that calls Glibc/liburing/the shims for syscalls; it knows nothing of Switch.
-        .target(name: "SwitchSys", dependencies: ["CLiburing", "CSwitchShims"], swiftSettings: release),
+        // The only target that calls Glibc/liburing/the shims for syscalls; it knows nothing of Switch
+        // (Proto only for the address values of InetSocketAddress).
+        .target(name: "SwitchSys", dependencies: ["Proto", "CLiburing", "CSwitchShims"], swiftSettings: release),
         // The dataplane: ports, io_uring loop, forwarding table. (It still imports CLiburing and
         // CSwitchShims directly for the loop's io_uring_prep_* calls and the TAP/packet shims, until
         // those go through SwitchSys's typed API.)

@@ -24,6 +24,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let EPERM = Errno(rawValue: Glibc.EPERM)
     public static let ENOENT = Errno(rawValue: Glibc.ENOENT)
     public static let EINTR = Errno(rawValue: Glibc.EINTR)
+    public static let EIO = Errno(rawValue: Glibc.EIO)
     public static let EBADF = Errno(rawValue: Glibc.EBADF)
     public static let EAGAIN = Errno(rawValue: Glibc.EAGAIN)
     public static let ENOMEM = Errno(rawValue: Glibc.ENOMEM)
@@ -34,6 +35,7 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let EMSGSIZE = Errno(rawValue: Glibc.EMSGSIZE)
     public static let EPIPE = Errno(rawValue: Glibc.EPIPE)
     public static let ENAMETOOLONG = Errno(rawValue: Glibc.ENAMETOOLONG)
+    public static let EFBIG = Errno(rawValue: Glibc.EFBIG)
     public static let ENOBUFS = Errno(rawValue: Glibc.ENOBUFS)
     public static let ENOTCONN = Errno(rawValue: Glibc.ENOTCONN)
     public static let ECONNREFUSED = Errno(rawValue: Glibc.ECONNREFUSED)
@@ -47,6 +49,11 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
 
     /// EBADF or EFAULT: the caller passed a bad fd or pointer (SwiftNIO's "unacceptable errno").
     @inlinable public var isProgrammingError: Bool { rawValue == Glibc.EBADF || rawValue == Glibc.EFAULT }
+
+    /// A raw errno constant (Glibc's `ECONNRESET`) matches its Errno, in `==` and `switch`, for code
+    /// written against the Int32 errno of the error types SysError replaced.
+    @inlinable public static func == (lhs: Errno, rhs: Int32) -> Bool { lhs.rawValue == rhs }
+    @inlinable public static func ~= (pattern: Int32, value: Errno) -> Bool { pattern == value.rawValue }
 
     /// strerror's text.
     public var description: String { String(cString: strerror(rawValue)) }

@@ -80,9 +80,10 @@ final class Sysctl {
 
     private func save() throws(SwitchError) {
         let text = previous.map { "\($0.path) \($0.value)\n" }.joined()
-        let temporary = recordPath + ".new"
-        guard Self.writeFile(temporary, text), rename(temporary, recordPath) == 0 else {
-            throw SwitchError("cannot record sysctls in \(recordPath): \(errnoText(errno))")
+        do {
+            try File.replaceAtomically(recordPath, with: Array(text.utf8), temporary: recordPath + ".new")
+        } catch {
+            throw SwitchError("cannot record sysctls in \(recordPath): \(error.errno)")
         }
     }
 
@@ -96,16 +97,8 @@ final class Sysctl {
         readFile(path).map { $0.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? "" }
     }
 
-    /// A small file's text (at most 64 KiB), or nil when it cannot be read.
-    static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
-    }
+    /// A small file's text (at most its first 64 KiB), or nil when it cannot be read.
+    static func readFile(_ path: String) -> String? { File.readSmallText(path) }
 
     /// Writes `value` and a newline to an existing file (a sysctl); true on success.
     static func write(_ path: String, _ value: String) -> Bool {
