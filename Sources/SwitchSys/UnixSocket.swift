@@ -4,7 +4,7 @@
 // dataplane's unix sockets are bare fds driven by io_uring (Socket.swift). Both name addresses
 // with `UnixAddress` and fail with `SysError` (call, path, errno).
 internal import CSwitchShims
-public import Glibc
+internal import Glibc
 
 /// Owns one AF_UNIX stream socket; closed on deinit.
 public final class UnixSocket: @unchecked Sendable {

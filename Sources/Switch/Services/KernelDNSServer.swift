@@ -1,4 +1,4 @@
-// KernelDNSServer: the gateway's DNS proxy on ordinary kernel UDP and TCP sockets, for `host` and `shared` modes (DESIGN §4).
+// KernelDNSServer: the gateway's DNS proxy on ordinary kernel UDP and TCP sockets, for `host` and `shared` modes (docs/DESIGN.md §4).
 //
 // Design note. The DNS logic is DNSProxy's; this file is only its transport. One thread runs a
 // poll(2) loop over an eventfd that `stop()` writes, a UDP and a TCP listening socket per gateway

@@ -1,5 +1,5 @@
 // ResolvConf: the host's resolvers from resolv.conf(5) text, and a source that re-reads the file
-// only when it changed (DESIGN §4: upstreams come from `upstreamDNS`, else the host's resolv.conf).
+// only when it changed (docs/DESIGN.md §4: upstreams come from `upstreamDNS`, else the host's resolv.conf).
 import Glibc
 import Proto
 import SwitchSys

@@ -1,6 +1,6 @@
 // Sysctl: host-wide kernel settings switchd changes (IPv4 and IPv6 forwarding for `shared`
 // networks), recorded with their previous values so they are restored on exit, or at the next
-// start after a crash (DESIGN §1).
+// start after a crash (docs/DESIGN.md §1).
 //
 // Design note. The record is a small text file, `STATEDIR/sysctls`, one `PATH VALUE` line per
 // setting with the value it had before switchd first changed it; it is rewritten atomically
@@ -121,7 +121,7 @@ final class Sysctl {
     /// Interfaces whose IPv6 router advertisements turning on IPv6 forwarding would silence: those
     /// with `accept_ra = 1` that have routes learned from RAs now (as libvirt checks). Fix: accept_ra=2.
     static func interfacesDependingOnRA() -> [String] {
-        let routes = runProgram(["ip", "-6", "route", "show", "proto", "ra"])
+        let routes = Program.run(["ip", "-6", "route", "show", "proto", "ra"])
         guard routes.status == 0 else { return [] }
         var names: [String] = []
         for line in routes.output.split(separator: "\n") {
