@@ -50,7 +50,7 @@ let package = Package(
         // Test-only: counts heap allocations of one thread (interposes malloc in the test binary).
         .target(name: "CMallocCounter"),
         .testTarget(name: "SwitchTests", dependencies: ["Switch", "SwitchSys", "Proto", "CMallocCounter", "TestSupport"]),
-        .testTarget(name: "SwitchSysTests", dependencies: ["SwitchSys"]),
+        .testTarget(name: "SwitchSysTests", dependencies: ["SwitchSys", "Proto"]),
         .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "SwitchSys", "Proto"]),
     ],
     swiftLanguageModes: [.v5]

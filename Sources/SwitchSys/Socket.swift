@@ -1,8 +1,7 @@
-// Socket: thin wrappers over the unix-socket and process syscalls the dataplane needs.
+// Socket: thin wrappers over the socket syscalls the dataplane needs, and UnixAddress.
 //
 // Each returns a Result-like value or throws SysError with the path and errno named; EINTR is
 // retried inside. Errnos that mean a bug (EBADF, EFAULT) are not special-cased: they surface as errors.
-internal import CSwitchShims
 public import Glibc
 
 /// A `sockaddr_un` and its length, stored inline so it can live in preallocated port storage.
