@@ -18,6 +18,15 @@ public enum Clock {
         return ts.tv_sec
     }
 
+    /// CLOCK_MONOTONIC_COARSE in whole seconds: the last tick's time, cheaper than a full read (the
+    /// forwarding loop's per-turn clock).
+    @inlinable @inline(__always)
+    public static func monotonicCoarseSeconds() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
+        return ts.tv_sec
+    }
+
     /// CLOCK_MONOTONIC as a timespec (for pthread_cond_timedwait with a monotonic condattr and the like).
     @inlinable @inline(__always)
     public static func monotonic() -> timespec {
