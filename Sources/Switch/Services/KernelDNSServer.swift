@@ -21,7 +21,6 @@
 // sent, EDNS option included) allowed, and a TC=1 reply reaches a TCP client truncated too (a
 // retry upstream over TCP, RFC 7766 §5, is not done here). Local answers are a few records, far
 // below 512 bytes, so nothing is truncated here.
-import CSwitchShims
 import Glibc
 import Proto
 import SwitchSys
@@ -190,10 +189,12 @@ final class KernelDNSServer: @unchecked Sendable {
                 throw error
             }
         }
-        let wake = sw_eventfd()
-        guard wake >= 0 else {
+        let wake: Int32
+        do {
+            wake = try EventFD.open()
+        } catch {
             closeAll()
-            throw SwitchError("DNS: eventfd: \(errnoText(-wake))")
+            throw SwitchError("DNS: \(error)")
         }
 
         self.network = network
@@ -276,8 +277,7 @@ final class KernelDNSServer: @unchecked Sendable {
         guard state != .stopped else { return }
         state = .stopped
         if let thread {
-            var one: UInt64 = 1
-            while Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size) < 0 && errno == EINTR {}
+            EventFD.signal(wakeFD)
             pthread_join(thread, nil)
             self.thread = nil
         }
