@@ -1,6 +1,7 @@
 // CaptureSocket: the syscalls of captures: the SOCK_SEQPACKET socketpair, the record sendmsg, the clock.
 public import Glibc
 
+/// The capture records' socket pair and send, and their timestamps.
 public enum CaptureSocket {
     /// Send buffer of the writing end: what a reader may fall behind by before frames are lost.
     public static let sendBuffer: Int32 = 4 << 20

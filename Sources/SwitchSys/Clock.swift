@@ -1,6 +1,7 @@
 // Clock: the one place that reads the system clocks (monotonic for intervals and deadlines, realtime for timestamps).
 public import Glibc
 
+/// The system clocks, read with clock_gettime (a vDSO call, no syscall).
 public enum Clock {
     /// CLOCK_MONOTONIC in nanoseconds (since boot, excluding suspend).
     @inlinable @inline(__always)

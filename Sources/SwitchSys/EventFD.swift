@@ -2,6 +2,7 @@
 internal import CSwitchShims
 internal import Glibc
 
+/// eventfd(2) as a wake-up: one thread signals, the one blocked on the fd wakes.
 public enum EventFD {
     /// A new close-on-exec eventfd with count 0.
     public static func open() throws(SysError) -> Int32 {

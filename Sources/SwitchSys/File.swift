@@ -6,6 +6,7 @@
 // itself to survive a crash) fsync the directory. Failures are `SysError`s naming the call and path.
 internal import Glibc
 
+/// Whole-file reads and writes of small files, and path calls (lstat, chmod, chown, unlink).
 public enum File {
     /// The contents of `path`, read to its end. More than `limit` bytes: the first `limit` when
     /// `truncating`, else an EFBIG error. Throws `open PATH` or `read PATH` errors.
@@ -99,6 +100,7 @@ public enum File {
         }
     }
 
+    /// What a path names (lstat's S_IFMT), as far as switchd tells kinds apart.
     public enum Kind: Sendable { case socket, regular, directory, other }
 
     /// Sets the permission bits of `path` (chmod).

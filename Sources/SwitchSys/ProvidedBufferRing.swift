@@ -14,6 +14,7 @@
 public import CLiburing
 internal import Glibc
 
+/// One provided-buffer ring (an io_uring buffer group) and the shadow of the buffer ids it holds.
 @frozen
 public struct ProvidedBufferRing {
     public let group: UInt16

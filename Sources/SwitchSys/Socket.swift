@@ -65,6 +65,7 @@ public struct UnixAddress {
     }
 }
 
+/// Socket syscalls on bare fds (the dataplane's sockets are driven by io_uring, not owned here).
 public enum Socket {
     /// SHUT_RDWR, which Glibc exports as an enum case only in some build configurations.
     public static let shutRDWR: Int32 = 2

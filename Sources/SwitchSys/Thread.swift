@@ -7,6 +7,7 @@ private final class ThreadBody {
     init(_ run: @escaping () -> Void) { self.run = run }
 }
 
+/// POSIX threads for the daemon's long-running loops.
 public enum PosixThread {
     /// Starts a joinable thread running `body`; `what` names it in the error ("cannot start the
     /// forwarding thread: ...").
