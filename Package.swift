@@ -11,6 +11,7 @@ let package = Package(
         .executable(name: "switchd", targets: ["switchd"]),
         .library(name: "Proto", targets: ["Proto"]),
         .library(name: "Switch", targets: ["Switch"]),
+        .library(name: "SwitchSys", targets: ["SwitchSys"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,11 +28,18 @@ let package = Package(
         .target(name: "CSwitchShims"),
         // Wire formats: no syscalls, no Foundation, no allocation on parse/emit paths.
         .target(name: "Proto", swiftSettings: release),
-        // The dataplane: ports, io_uring loop, forwarding table.
-        .target(name: "Switch", dependencies: ["Proto", "CLiburing", "CSwitchShims", "CPcap"], swiftSettings: release),
+        // The syscall layer: io_uring, buffer rings, sockets, files, processes, threads, clocks, errno.
+        // The only target that calls Glibc/liburing/the shims for syscalls; it knows nothing of Switch
+        // (Proto only for the address values of InetSocketAddress).
+        .target(name: "SwitchSys", dependencies: ["Proto", "CLiburing", "CSwitchShims"], swiftSettings: release),
+        // The dataplane: ports, io_uring loop, forwarding table. (It still imports CLiburing and
+        // CSwitchShims directly for the loop's io_uring_prep_* calls and the TAP/packet shims, until
+        // those go through SwitchSys's typed API.)
+        .target(name: "Switch", dependencies: ["Proto", "SwitchSys", "CLiburing", "CSwitchShims", "CPcap"],
+                swiftSettings: release),
         // The executable: CLI, config, control socket.
         .executableTarget(name: "switchd", dependencies: [
-            "Switch", "Proto", "CPcap",
+            "Switch", "SwitchSys", "Proto", "CPcap",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -41,8 +49,9 @@ let package = Package(
                     resources: [.copy("Golden")]),
         // Test-only: counts heap allocations of one thread (interposes malloc in the test binary).
         .target(name: "CMallocCounter"),
-        .testTarget(name: "SwitchTests", dependencies: ["Switch", "Proto", "CMallocCounter", "TestSupport"]),
-        .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "Proto"]),
+        .testTarget(name: "SwitchTests", dependencies: ["Switch", "SwitchSys", "Proto", "CMallocCounter", "TestSupport"]),
+        .testTarget(name: "SwitchSysTests", dependencies: ["SwitchSys", "Proto"]),
+        .testTarget(name: "switchdTests", dependencies: ["switchd", "Switch", "SwitchSys", "Proto"]),
     ],
     swiftLanguageModes: [.v5]
 )

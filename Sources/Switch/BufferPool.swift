@@ -7,6 +7,7 @@
 // buffers, and receives keep a reserve on top, so frames stuck behind a stalled peer can never
 // starve the receive side (DESIGN §3). Slots are handed out LIFO so the resident set stays small.
 import Glibc
+import SwitchSys
 
 struct BufferPool {
     /// Bytes per slot: a 64 KiB super-frame (65550 bytes) plus headers, rounded to whole pages.

@@ -29,6 +29,7 @@ import CLiburing
 import CPcap
 import Glibc
 import Proto
+import SwitchSys
 
 /// One classic BPF instruction, as `struct bpf_insn` holds it.
 public struct BPFInstruction: Equatable, Sendable {

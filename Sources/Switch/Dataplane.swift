@@ -2,6 +2,7 @@
 import CSwitchShims
 import Glibc
 import Proto
+import SwitchSys
 
 /// The switch: owns the forwarding thread and every network's sockets and ports.
 /// All methods are safe to call from any thread other than the forwarding thread.

@@ -17,6 +17,7 @@ import CLiburing
 import CSwitchShims
 import Glibc
 import Proto
+import SwitchSys
 
 /// The multishot recvmsg of a dgram socket: the message header template that tells the kernel how
 /// much room the sender address needs, and whether the request is armed.

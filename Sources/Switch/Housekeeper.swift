@@ -9,6 +9,7 @@
 // check) run on the same thread between them; `Mailbox` carries their results back to the loop,
 // which only ever tries its lock.
 import Glibc
+import SwitchSys
 
 /// One background thread per Dataplane for blocking file work, with coalescing slots.
 final class Housekeeper: @unchecked Sendable {
@@ -148,11 +149,7 @@ final class Housekeeper: @unchecked Sendable {
         }
     }
 
-    private static func monotonicNanoseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-    }
+    private static func monotonicNanoseconds() -> Int64 { Clock.monotonicNanoseconds() }
 
     private func locked<T>(_ body: () -> T) -> T {
         pthread_mutex_lock(mutex)

@@ -9,6 +9,7 @@
 // gateway traffic away from the uplink. Both are restored when the port goes (DESIGN §2).
 import CSwitchShims
 import Glibc
+import SwitchSys
 
 enum Link {
     /// True when an interface of that name exists in switchd's namespace.

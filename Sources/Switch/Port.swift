@@ -6,6 +6,7 @@
 // paths for `status` sit in a side table the loop reads only on control requests.
 import Glibc
 import Proto
+import SwitchSys
 
 /// What kind of peer a port talks to; decides how frames are received and sent.
 enum PortKind: UInt8 {

@@ -18,6 +18,7 @@
 // read has ended by then, so nothing selects from it, and the slots still in it go back to the pool.
 //
 // Nothing here allocates after `init`: the rings' shadow arrays are allocated when a port is added.
+import SwitchSys
 
 /// The receive share of one port slot.
 struct PortReceiveShare {

@@ -10,6 +10,7 @@
 // state directory and cleaned at the next start (`recover`).
 import Glibc
 import Proto
+import SwitchSys
 
 public final class Switchboard: @unchecked Sendable {
     /// One running network.
@@ -116,8 +117,7 @@ public final class Switchboard: @unchecked Sendable {
                            + (spec.uplink.map { ", uplink \($0)" } ?? "") + ")")
             } catch {
                 // One "network NAME:" prefix, whichever layer the error came from.
-                let prefix = "network \(spec.name): "
-                let error = error.description.hasPrefix(prefix) ? error : SwitchError(prefix + error.description)
+                let error = error.inNetwork(spec.name)
                 Log.error(error.description)
                 failures.append((spec.name, error))
             }

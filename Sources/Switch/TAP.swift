@@ -2,6 +2,7 @@
 import CSwitchShims
 import Glibc
 import Proto
+import SwitchSys
 
 enum TAP {
     // TUNSETOFFLOAD bits (linux/if_tun.h).

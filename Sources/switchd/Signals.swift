@@ -1,5 +1,6 @@
 // Signals: SIGTERM, SIGINT and SIGHUP delivered synchronously to the main thread with sigwait.
 import Glibc
+import SwitchSys
 
 /// The daemon's signals. `block()` must run before any thread starts, so every thread inherits the mask
 /// and the signals wait for `next()` instead of interrupting whichever thread the kernel picks.
@@ -23,13 +24,9 @@ enum Signals {
     /// Waits up to `seconds` for the next signal; nil when none came in time.
     static func next(timeout seconds: Double) -> Event? {
         var mask = set
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let end = Double(deadline.tv_sec) + Double(deadline.tv_nsec) / 1e9 + max(0, seconds)
+        let end = Double(Clock.monotonicNanoseconds()) / 1e9 + max(0, seconds)
         while true {
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let left = end - (Double(now.tv_sec) + Double(now.tv_nsec) / 1e9)
+            let left = end - Double(Clock.monotonicNanoseconds()) / 1e9
             guard left > 0 else { return nil }
             var wait = timespec(tv_sec: Int(left), tv_nsec: Int((left - left.rounded(.down)) * 1e9))
             let received = sigtimedwait(&mask, nil, &wait)

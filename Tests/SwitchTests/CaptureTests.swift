@@ -6,6 +6,7 @@ import Glibc
 import Proto
 import XCTest
 @testable import Switch
+import SwitchSys
 
 final class CaptureTests: XCTestCase {
     // MARK: - Record header

@@ -6,6 +6,7 @@ import Glibc
 import XCTest
 import Proto
 @testable import Switch
+import SwitchSys
 
 /// A store that records which thread saved and can be slow, like a disk with fsync.
 final class SlowRecordingStore: LeaseStore, @unchecked Sendable {

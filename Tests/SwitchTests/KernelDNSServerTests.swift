@@ -4,6 +4,7 @@ import Glibc
 import XCTest
 import Proto
 @testable import Switch
+import SwitchSys
 
 /// web (10.0.0.5, fd00::5); nothing else.
 struct KernelDNSTestHosts: DNSHostTable {

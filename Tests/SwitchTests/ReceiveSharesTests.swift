@@ -3,6 +3,7 @@
 // exactly the slots the kernel did not take.
 import XCTest
 @testable import Switch
+import SwitchSys
 
 final class ReceiveSharesTests: XCTestCase {
     func testShareRunsDryRefillsAndTearsDown() throws {

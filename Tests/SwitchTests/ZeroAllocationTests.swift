@@ -5,6 +5,7 @@ import Glibc
 import Proto
 import XCTest
 @testable import Switch
+import SwitchSys
 
 final class ZeroAllocationTests: XCTestCase {
     /// A bound unix datagram socket in `dir`, as QEMU's `-netdev dgram` has one.

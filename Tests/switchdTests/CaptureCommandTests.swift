@@ -4,6 +4,7 @@
 import Glibc
 import Proto
 @testable import Switch
+import SwitchSys
 import XCTest
 @testable import switchd
 

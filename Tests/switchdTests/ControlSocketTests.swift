@@ -3,6 +3,7 @@ import Glibc
 import Switch
 import XCTest
 @testable import switchd
+import SwitchSys
 
 final class ControlSocketTests: XCTestCase {
     private var dir = ""

@@ -2,6 +2,7 @@
 import Glibc
 import XCTest
 @testable import switchd
+import SwitchSys
 
 final class LifecycleTests: XCTestCase {
     func testSocketActivationVariables() {

@@ -1,4 +1,4 @@
-// KernelDNSServer: the gateway's DNS proxy on ordinary kernel UDP and TCP sockets, for `host` and `shared` modes (DESIGN §4).
+// KernelDNSServer: the gateway's DNS proxy on ordinary kernel UDP and TCP sockets, for `host` and `shared` modes (docs/DESIGN.md §4).
 //
 // Design note. The DNS logic is DNSProxy's; this file is only its transport. One thread runs a
 // poll(2) loop over an eventfd that `stop()` writes, a UDP and a TCP listening socket per gateway
@@ -21,93 +21,9 @@
 // sent, EDNS option included) allowed, and a TC=1 reply reaches a TCP client truncated too (a
 // retry upstream over TCP, RFC 7766 §5, is not done here). Local answers are a few records, far
 // below 512 bytes, so nothing is truncated here.
-import CSwitchShims
 import Glibc
 import Proto
-
-/// An IPv4 or IPv6 socket address (with the scope of a link-local IPv6 peer), as a hashable value.
-struct InetSocketAddress: Hashable, Sendable, CustomStringConvertible {
-    var address: IPAddress
-    var port: UInt16
-    /// The interface of a link-local IPv6 address (sin6_scope_id); 0 otherwise.
-    var scopeID: UInt32 = 0
-
-    init(_ address: IPAddress, port: UInt16, scopeID: UInt32 = 0) {
-        self.address = address; self.port = port; self.scopeID = scopeID
-    }
-
-    /// The address in `storage`, or nil when it is neither AF_INET nor AF_INET6.
-    init?(_ storage: sockaddr_storage) {
-        var storage = storage
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            let sin = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in.self) }
-            self.init(.v4(IPv4Address(rawValue: UInt32(bigEndian: sin.sin_addr.s_addr))), port: UInt16(bigEndian: sin.sin_port))
-        case AF_INET6:
-            var sin6 = withUnsafeBytes(of: &storage) { $0.load(as: sockaddr_in6.self) }
-            let address = withUnsafeBytes(of: &sin6.sin6_addr) { IPv6Address(loading: $0.baseAddress!) }
-            self.init(.v6(address), port: UInt16(bigEndian: sin6.sin6_port), scopeID: sin6.sin6_scope_id)
-        default:
-            return nil
-        }
-    }
-
-    init(_ upstream: UpstreamAddress) {
-        switch upstream {
-        case .ipv4(let a, let port): self.init(.v4(a), port: port)
-        case .ipv6(let a, let port): self.init(.v6(a), port: port)
-        }
-    }
-
-    /// The same address as an upstream (scope dropped, as resolv.conf's is).
-    var upstream: UpstreamAddress {
-        switch address {
-        case .v4(let a): .ipv4(a, port: port)
-        case .v6(let a): .ipv6(a, port: port)
-        }
-    }
-
-    var family: Int32 {
-        switch address { case .v4: AF_INET; case .v6: AF_INET6 }
-    }
-
-    /// True for fe80::/10 (RFC 4291 §2.5.6), which needs an interface to be bound or reached.
-    var isLinkLocal: Bool {
-        if case .v6(let a) = address { return a.high >> 54 == 0xFE80 >> 6 }
-        return false
-    }
-
-    /// Calls `body` with the address as a `sockaddr` and its length.
-    func withSockaddr<R>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
-        switch address {
-        case .v4(let a):
-            var sin = sockaddr_in()
-            sin.sin_family = sa_family_t(AF_INET)
-            sin.sin_port = port.bigEndian
-            sin.sin_addr.s_addr = a.rawValue.bigEndian
-            return withUnsafePointer(to: &sin) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        case .v6(let a):
-            var sin6 = sockaddr_in6()
-            sin6.sin6_family = sa_family_t(AF_INET6)
-            sin6.sin6_port = port.bigEndian
-            sin6.sin6_scope_id = scopeID
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { a.store(to: $0.baseAddress!) }
-            return withUnsafePointer(to: &sin6) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            }
-        }
-    }
-
-    /// `A.B.C.D:PORT` or `[IPV6]:PORT`.
-    var description: String {
-        switch address {
-        case .v4(let a): "\(a):\(port)"
-        case .v6(let a): "[\(a)]:\(port)"
-        }
-    }
-}
+import SwitchSys
 
 /// The DNS proxy of one `host` or `shared` network, served from kernel sockets on the gateway
 /// addresses by a thread of its own.
@@ -192,8 +108,8 @@ final class KernelDNSServer: @unchecked Sendable {
     private let udpListeners: [Listener]
     private let tcpListeners: [Listener]
     /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
-    private let upstreamIPv4: Int32
-    private let upstreamIPv6: Int32
+    /// The UDP sockets towards the upstream resolvers.
+    private let upstreams: DNSUpstreams
     /// Written by `stop()` to end the loop.
     private let wakeFD: Int32
 
@@ -273,10 +189,12 @@ final class KernelDNSServer: @unchecked Sendable {
                 throw error
             }
         }
-        let wake = sw_eventfd()
-        guard wake >= 0 else {
+        let wake: Int32
+        do {
+            wake = try EventFD.open()
+        } catch {
             closeAll()
-            throw SwitchError("DNS: eventfd: \(errnoText(-wake))")
+            throw SwitchError("DNS: \(error)")
         }
 
         self.network = network
@@ -285,8 +203,9 @@ final class KernelDNSServer: @unchecked Sendable {
         udpListeners = udp
         tcpListeners = tcp
         wakeFD = wake
-        upstreamIPv4 = Self.upstreamSocket(AF_INET, network: network)
-        upstreamIPv6 = Self.upstreamSocket(AF_INET6, network: network)
+        self.upstreams = DNSUpstreams { family, error in
+            Log.warning("network \(network): DNS: no upstream socket for IPv\(family == AF_INET ? 4 : 6): \(error)")
+        }
         countersLock = .allocate(capacity: 1)
         pthread_mutex_init(countersLock, nil)
         lifecycleLock = .allocate(capacity: 1)
@@ -338,14 +257,6 @@ final class KernelDNSServer: @unchecked Sendable {
     private static let IPV6_FREEBIND: Int32 = 78
 
     /// A UDP socket towards upstreams of `family`, or -1 (logged: upstreams of that family fail over).
-    private static func upstreamSocket(_ family: Int32, network: String) -> Int32 {
-        let fd = Socket.udp(family)
-        if fd < 0 {
-            Log.warning("network \(network): DNS: no upstream socket for IPv\(family == AF_INET ? 4 : 6): \(errnoText(errno))")
-        }
-        return fd
-    }
-
     // MARK: Lifecycle
 
     /// Starts one thread running a poll() loop.
@@ -366,8 +277,7 @@ final class KernelDNSServer: @unchecked Sendable {
         guard state != .stopped else { return }
         state = .stopped
         if let thread {
-            var one: UInt64 = 1
-            while Glibc.write(wakeFD, &one, MemoryLayout<UInt64>.size) < 0 && errno == EINTR {}
+            EventFD.signal(wakeFD)
             pthread_join(thread, nil)
             self.thread = nil
         }
@@ -375,7 +285,8 @@ final class KernelDNSServer: @unchecked Sendable {
         for connection in connections.values { close(connection.fd) }
         connections.removeAll()
         for listener in udpListeners + tcpListeners { close(listener.fd) }
-        for fd in [upstreamIPv4, upstreamIPv6, wakeFD] where fd >= 0 { close(fd) }
+        upstreams.close()
+        if wakeFD >= 0 { close(wakeFD) }
     }
 
     /// A snapshot of the proxy's counters, as of the loop's last turn (at most a tick old).
@@ -431,7 +342,7 @@ final class KernelDNSServer: @unchecked Sendable {
             if Self.monotonic() >= acceptPausedUntil {
                 for (i, listener) in tcpListeners.enumerated() { watch(listener.fd, POLLIN, .tcp(listener: i)) }
             }
-            for fd in [upstreamIPv4, upstreamIPv6] where fd >= 0 { watch(fd, POLLIN, .upstream(fd: fd)) }
+            for fd in [upstreams.ipv4, upstreams.ipv6] where fd >= 0 { watch(fd, POLLIN, .upstream(fd: fd)) }
             for connection in connections.values {
                 // Events 0 still reports POLLHUP and POLLERR.
                 let events = (wantsInput(connection) ? POLLIN : 0) | (connection.pendingOutput > 0 ? POLLOUT : 0)
@@ -449,7 +360,7 @@ final class KernelDNSServer: @unchecked Sendable {
                     case .wake: return
                     case .udp(let listener): receiveQueries(listener: listener, buffer: &buffer, now: now)
                     case .tcp(let listener): accept(listener: listener, now: now)
-                    case .upstream(let fd): receiveReplies(fd: fd, buffer: &buffer, now: now)
+                    case .upstream(let fd): receiveReplies(fd: fd, now: now)
                     case .connection(let id): serve(connection: id, events: Int32(fd.revents), buffer: &buffer, now: now)
                     }
                 }
@@ -464,11 +375,7 @@ final class KernelDNSServer: @unchecked Sendable {
     }
 
     /// CLOCK_MONOTONIC in nanoseconds, the proxy's `now`.
-    static func monotonic() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
+    static func monotonic() -> Int64 { Clock.monotonicNanoseconds() }
 
     /// Timeouts, resolv.conf, and the TCP connections' deferred work and idle checks.
     private func housekeeping(now: Int64) {
@@ -518,49 +425,51 @@ final class KernelDNSServer: @unchecked Sendable {
 
     /// One datagram from `fd`: its length (or -errno) and sender; nil when none is waiting.
     private static func receive(_ fd: Int32, into buffer: inout [UInt8]) -> (Int, InetSocketAddress?)? {
+        buffer.withUnsafeMutableBytes { receive(fd, into: $0) }
+    }
+
+    /// The same into a raw buffer (the upstream sockets' own).
+    private static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (Int, InetSocketAddress?)? {
         while true {
-            var storage = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = buffer.withUnsafeMutableBytes { raw in
-                withUnsafeMutablePointer(to: &storage) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
-                }
-            }
-            if n >= 0 { return (n, InetSocketAddress(storage)) }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK: return nil
+            switch Datagram.receive(fd, into: buffer) {
+            case .datagram(let count, let sender): return (count, sender)
+            case .wouldBlock: return nil
             // A queued ICMP error for an earlier datagram: nothing to do, read on.
-            case ECONNREFUSED, EHOSTUNREACH, ENETUNREACH: continue
-            default: return (-Int(errno), nil)
+            case .failed(let e) where e == .ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH: continue
+            case .failed(let e): return (-Int(e.rawValue), nil)
             }
         }
     }
 
     /// Sends `message` from `fd` to `destination`; counts and logs failures.
     private func send(_ message: [UInt8], from fd: Int32, to destination: InetSocketAddress, what: String) {
-        while true {
-            let n = message.withUnsafeBytes { bytes in
-                destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Socket.noSignal, $0, $1) }
-            }
-            if n >= 0 { return }
-            switch errno {
-            case EINTR: continue
-            case EAGAIN, EWOULDBLOCK, ENOBUFS: transport.sendDrops += 1
-            default:
-                transport.socketErrors += 1
-                warn("send \(what) to \(destination): \(errnoText(errno))")
-            }
-            return
+        guard let e = message.withUnsafeBytes({ Datagram.send(fd, $0, to: destination) }) else { return }
+        count(e, sending: what, to: destination)
+    }
+
+    /// Counts a failed send: a full socket is a drop, anything else an error (logged).
+    private func count(_ e: Errno, sending what: String, to destination: InetSocketAddress) {
+        if e.wouldBlock || e == .ENOBUFS {
+            transport.sendDrops += 1
+        } else {
+            transport.socketErrors += 1
+            warn("send \(what) to \(destination): \(e)")
         }
     }
 
     // MARK: Upstream
 
     /// Reads a batch of replies from an upstream socket; a reply from a current upstream goes to the proxy.
-    private func receiveReplies(fd: Int32, buffer: inout [UInt8], now: Int64) {
+    private func receiveReplies(fd: Int32, now: Int64) {
         for _ in 0..<Self.batch {
-            guard let (length, sender) = Self.receive(fd, into: &buffer) else { return }
+            let received: (Int, InetSocketAddress?)?
+            switch upstreams.receive(fd) {
+            case .datagram(let count, let sender): received = (count, sender)
+            case .wouldBlock: received = nil
+            case .failed(let e) where e == .ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH: continue
+            case .failed(let e): received = (-Int(e.rawValue), nil)
+            }
+            guard let (length, sender) = received else { return }
             guard length >= 0 else {
                 transport.socketErrors += 1
                 warn("receive from upstream: \(errnoText(Int32(-length)))")
@@ -570,7 +479,7 @@ final class KernelDNSServer: @unchecked Sendable {
                 transport.upstreamStrangers += 1
                 continue
             }
-            perform(proxy.handleUpstreamReply(Array(buffer[..<length]), from: index, now: now), query: nil, now: now)
+            perform(proxy.handleUpstreamReply(upstreams.received(length), from: index, now: now), query: nil, now: now)
         }
     }
 
@@ -579,13 +488,14 @@ final class KernelDNSServer: @unchecked Sendable {
     private func forward(_ message: [UInt8], to index: Int) {
         guard let upstream = proxy.config.upstreams[safe: index] else { return }
         let destination = InetSocketAddress(upstream)
-        let fd = destination.family == AF_INET ? upstreamIPv4 : upstreamIPv6
-        guard fd >= 0 else {
+        switch upstreams.send(message, to: destination) {
+        case .sent: break
+        case .noSocket:
             transport.socketErrors += 1
             warn("no socket to reach upstream \(upstream)")
-            return
+        case .dropped: transport.sendDrops += 1
+        case .failed(let e): count(e, sending: "a query upstream", to: destination)
         }
-        send(message, from: fd, to: destination, what: "a query upstream")
     }
 
     // MARK: Proxy actions

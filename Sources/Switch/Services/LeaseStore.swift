@@ -7,6 +7,7 @@
 // logged and ignored (the server starts empty) rather than trusted in part or crashing.
 import Glibc
 import Proto
+import SwitchSys
 
 /// One DHCP lease as the server remembers it (and as `switchd leases` shows it).
 public struct Lease: Hashable, Sendable {
@@ -58,14 +59,12 @@ public struct FileLeaseStore: LeaseStore, Sendable {
 
     /// Replaces the file: write `PATH.tmp`, fsync it, rename it over PATH, fsync the directory.
     public func save(_ leases: [Lease]) {
-        let temporary = path + ".tmp"
-        guard writeFile(temporary, Self.format(leases)) else { return }
-        guard rename(temporary, path) == 0 else {
-            Log.error("dhcp: cannot rename \(temporary) to \(path): \(errnoText(errno))")
-            unlink(temporary)
-            return
+        do {
+            try File.replaceAtomically(path, with: Array(Self.format(leases).utf8), temporary: path + ".tmp",
+                                       syncDirectory: true)
+        } catch {
+            Log.error("dhcp: cannot \(error)")
         }
-        syncDirectory()
     }
 
     // MARK: Format
@@ -133,79 +132,21 @@ public struct FileLeaseStore: LeaseStore, Sendable {
 
     /// The file's contents, nil when it does not exist or cannot be read (the latter is logged).
     private func readFile() -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            if errno != ENOENT { Log.error("dhcp: cannot open \(path): \(errnoText(errno))") }
-            return nil
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else {
-                Log.error("dhcp: cannot read \(path): \(errnoText(errno))")
-                return nil
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > 64 << 20 {
+        let bytes: [UInt8]
+        do {
+            bytes = try File.readSmall(path, limit: 64 << 20)
+        } catch {
+            if error.errno == .EFBIG {
                 Log.error("dhcp: lease file \(path) is larger than 64 MiB; ignoring it")
-                return nil
+            } else if !(error.call == "open" && error.errno == .ENOENT) {
+                Log.error("dhcp: cannot \(error)")
             }
+            return nil
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             Log.error("dhcp: lease file \(path) is not UTF-8; starting with no leases")
             return nil
         }
         return text
-    }
-
-    /// Writes `text` to `file` (created or truncated, mode 0644) and fsyncs it; false (logged) on failure.
-    private func writeFile(_ file: String, _ text: String) -> Bool {
-        let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            Log.error("dhcp: cannot create \(file): \(errnoText(errno))")
-            return false
-        }
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else {
-                Log.error("dhcp: cannot write \(file): \(errnoText(errno))")
-                close(fd)
-                unlink(file)
-                return false
-            }
-            written += count
-        }
-        guard fsync(fd) == 0 else {
-            Log.error("dhcp: cannot fsync \(file): \(errnoText(errno))")
-            close(fd)
-            unlink(file)
-            return false
-        }
-        close(fd)
-        return true
-    }
-
-    /// Fsyncs the directory holding `path`, so the rename itself is durable.
-    private func syncDirectory() {
-        let directory: String
-        if let slash = path.lastIndex(of: "/") {
-            directory = slash == path.startIndex ? "/" : String(path[..<slash])
-        } else {
-            directory = "."
-        }
-        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            Log.error("dhcp: cannot open directory \(directory): \(errnoText(errno))")
-            return
-        }
-        if fsync(fd) != 0 { Log.error("dhcp: cannot fsync directory \(directory): \(errnoText(errno))") }
-        close(fd)
     }
 }

@@ -7,6 +7,7 @@
 // upstream sockets are the only fds; the loop polls them and calls `upstreamReadable`.
 import Glibc
 import Proto
+import SwitchSys
 
 /// Where a frame the services emit goes.
 enum ServiceDestination: Equatable {
@@ -48,9 +49,11 @@ final class NetworkServices {
     /// without a housekeeper; with one, read on its thread and handed over in `resolvUpdates`).
     private var resolvConf: ResolvConfSource?
     private var resolvUpdates: Mailbox<[UpstreamAddress]>?
-    /// UDP sockets towards the upstream resolvers, one per address family (-1: none).
-    private(set) var upstreamIPv4: Int32 = -1
-    private(set) var upstreamIPv6: Int32 = -1
+    /// UDP sockets towards the upstream resolvers (with the DNS proxy only).
+    private var upstreams: DNSUpstreams?
+    /// The upstream sockets, one per address family (-1: none), for the loop to poll.
+    var upstreamIPv4: Int32 { upstreams?.ipv4 ?? -1 }
+    var upstreamIPv6: Int32 { upstreams?.ipv6 ?? -1 }
     /// Frames the services did not take although they were for the gateway (isolated mode: dropped).
     private(set) var unanswered: UInt64 = 0
     private var lastResolvCheck: Int64 = 0
@@ -116,17 +119,11 @@ final class NetworkServices {
             }
             if let config = DNSProxyConfig(gateway: gateway, upstreams: upstreams) {
                 dns = DNSProxy(config: config, hostTable: LeaseHosts(dhcp: dhcp))
-                upstreamIPv4 = Socket.udp(AF_INET)
-                upstreamIPv6 = Socket.udp(AF_INET6)
+                self.upstreams = DNSUpstreams()
             } else {
                 Log.warning("network \(spec.name): domain \(spec.domain) is not a valid DNS name; DNS proxy off")
             }
         }
-    }
-
-    deinit {
-        if upstreamIPv4 >= 0 { close(upstreamIPv4) }
-        if upstreamIPv6 >= 0 { close(upstreamIPv6) }
     }
 
     /// DESIGN §5: second host .. last host, without the gateway (when it is the first host the
@@ -218,38 +215,22 @@ final class NetworkServices {
                 if let n { emit(n, .port(slot: client.slot, generation: client.generation)) }
             case .forward(let index, let message):
                 guard let upstream = dns?.config.upstreams[safe: index] else { continue }
-                send(message, to: upstream)
+                upstreams?.send(message, to: upstream)
             }
-        }
-    }
-
-    private func send(_ message: [UInt8], to upstream: UpstreamAddress) {
-        let destination = InetSocketAddress(upstream)
-        let fd = destination.family == AF_INET ? upstreamIPv4 : upstreamIPv6
-        guard fd >= 0 else { return }
-        _ = message.withUnsafeBytes { bytes in
-            destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
     }
 
     /// Reads every reply waiting on an upstream socket and passes it to the proxy.
     func upstreamReadable(fd: Int32, now: Int64, scratch: UnsafeMutableRawBufferPointer,
                           emit: (Int, ServiceDestination) -> Void) {
-        var buffer = [UInt8](repeating: 0, count: 65_535)
+        guard let upstreams else { return }
         while true {
-            var from = sockaddr_storage()
-            var fromLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = buffer.withUnsafeMutableBytes { raw in
-                withUnsafeMutablePointer(to: &from) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &fromLength) }
-                }
-            }
-            guard n > 0 else { return }
-            guard let sender = InetSocketAddress(from)?.upstream,
+            guard case .datagram(let n, let from) = upstreams.receive(fd), n > 0 else { return }
+            guard let sender = from?.upstream,
                   let index = dns?.config.upstreams.firstIndex(where: { $0 == sender }) else {
                 continue  // not from a resolver we asked: ignore
             }
-            let reply = Array(buffer[..<n])
+            let reply = upstreams.received(n)
             perform(dns: { $0.handleUpstreamReply(reply, from: index, now: now) }, scratch: scratch, emit: emit)
         }
     }

@@ -1,7 +1,8 @@
 // ResolvConf: the host's resolvers from resolv.conf(5) text, and a source that re-reads the file
-// only when it changed (DESIGN §4: upstreams come from `upstreamDNS`, else the host's resolv.conf).
+// only when it changed (docs/DESIGN.md §4: upstreams come from `upstreamDNS`, else the host's resolv.conf).
 import Glibc
 import Proto
+import SwitchSys
 
 /// Reading `nameserver` lines of resolv.conf(5).
 public enum ResolvConf {
@@ -92,21 +93,6 @@ public final class ResolvConfSource {
         return cached
     }
 
-    /// The file's text (at most 64 KiB; resolv.conf is a few lines), or nil when it cannot be read.
-    static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        let limit = 64 * 1024
-        var bytes = [UInt8](repeating: 0, count: limit)
-        var length = 0
-        while length < limit {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + length, limit - length) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { break }
-            length += n
-        }
-        return String(decoding: bytes[..<length], as: UTF8.self)
-    }
+    /// The file's text (at most its first 64 KiB; resolv.conf is a few lines), or nil when it cannot be read.
+    static func readFile(_ path: String) -> String? { File.readSmallText(path) }
 }

@@ -1,4 +1,4 @@
-// Firewall: the nftables table of a host or shared network (DESIGN §1), `inet switchd-NAME`.
+// Firewall: the nftables table of a host or shared network (docs/DESIGN.md §1), `inet switchd-NAME`.
 //
 // Design note. switchd owns exactly one table per network and never edits another. The ruleset
 // is plain text fed to `nft -f -` in one transaction that creates, empties and refills the table,
@@ -15,9 +15,10 @@
 //   host), since ULA and RFC 1918 addresses are not routable out there.
 // TCP is refused with a reset, everything else with ICMP administratively prohibited. In both
 // modes the DNS proxy's port 53 on the gateway addresses is closed to everyone but the guests
-// and the host itself (DESIGN §4: it only answers clients on the network).
+// and the host itself (docs/DESIGN.md §4: it only answers clients on the network).
 import Glibc
 import Proto
+import SwitchSys
 
 enum Firewall {
     /// The table's name: `switchd-NAME` in family `inet`.
@@ -95,7 +96,7 @@ enum Firewall {
 
     /// Creates (or replaces) the table of `spec`.
     static func install(_ spec: NetworkSpec) throws(SwitchError) {
-        let result = runProgram(["nft", "-f", "-"], input: ruleset(spec))
+        let result = Program.run(["nft", "-f", "-"], input: ruleset(spec))
         guard result.status == 0 else {
             throw SwitchError("nftables table inet \(table(network: spec.name)): \(result.output)")
         }
@@ -106,14 +107,14 @@ enum Firewall {
     static func remove(network name: String) -> Bool {
         let table = table(network: name)
         // Creating first makes the delete succeed whether or not the table existed.
-        let result = runProgram(["nft", "-f", "-"], input: "table inet \(table)\ndelete table inet \(table)\n")
+        let result = Program.run(["nft", "-f", "-"], input: "table inet \(table)\ndelete table inet \(table)\n")
         if result.status != 0 { Log.warning("cannot delete nftables table inet \(table): \(result.output)") }
         return result.status == 0
     }
 
     /// The networks whose `inet switchd-NAME` table exists now.
     static func existingTables() -> [String] {
-        let result = runProgram(["nft", "list", "tables", "inet"])
+        let result = Program.run(["nft", "list", "tables", "inet"])
         guard result.status == 0 else { return [] }
         return result.output.split(separator: "\n").compactMap { line in
             let words = line.split(separator: " ")
@@ -143,7 +144,7 @@ enum Firewall {
 
     /// `blockingChains` of the live ruleset.
     static func blockingChains() -> [String] {
-        let result = runProgram(["nft", "list", "chains"])
+        let result = Program.run(["nft", "list", "chains"])
         return result.status == 0 ? blockingChains(in: result.output) : []
     }
 }

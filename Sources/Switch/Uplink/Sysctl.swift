@@ -1,12 +1,13 @@
 // Sysctl: host-wide kernel settings switchd changes (IPv4 and IPv6 forwarding for `shared`
 // networks), recorded with their previous values so they are restored on exit, or at the next
-// start after a crash (DESIGN §1).
+// start after a crash (docs/DESIGN.md §1).
 //
 // Design note. The record is a small text file, `STATEDIR/sysctls`, one `PATH VALUE` line per
 // setting with the value it had before switchd first changed it; it is rewritten atomically
 // (temporary file and rename) before each change, so a SIGKILL at any point leaves either no
 // record (nothing changed yet) or one that restores everything changed so far.
 import Glibc
+import SwitchSys
 
 /// The forwarding sysctls and their record.
 final class Sysctl {
@@ -79,9 +80,10 @@ final class Sysctl {
 
     private func save() throws(SwitchError) {
         let text = previous.map { "\($0.path) \($0.value)\n" }.joined()
-        let temporary = recordPath + ".new"
-        guard Self.writeFile(temporary, text), rename(temporary, recordPath) == 0 else {
-            throw SwitchError("cannot record sysctls in \(recordPath): \(errnoText(errno))")
+        do {
+            try File.replaceAtomically(recordPath, with: Array(text.utf8), temporary: recordPath + ".new")
+        } catch {
+            throw SwitchError("cannot record sysctls in \(recordPath): \(error.errno)")
         }
     }
 
@@ -95,16 +97,8 @@ final class Sysctl {
         readFile(path).map { $0.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? "" }
     }
 
-    /// A small file's text (at most 64 KiB), or nil when it cannot be read.
-    static func readFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
-    }
+    /// A small file's text (at most its first 64 KiB), or nil when it cannot be read.
+    static func readFile(_ path: String) -> String? { File.readSmallText(path) }
 
     /// Writes `value` and a newline to an existing file (a sysctl); true on success.
     static func write(_ path: String, _ value: String) -> Bool {
@@ -127,7 +121,7 @@ final class Sysctl {
     /// Interfaces whose IPv6 router advertisements turning on IPv6 forwarding would silence: those
     /// with `accept_ra = 1` that have routes learned from RAs now (as libvirt checks). Fix: accept_ra=2.
     static func interfacesDependingOnRA() -> [String] {
-        let routes = runProgram(["ip", "-6", "route", "show", "proto", "ra"])
+        let routes = Program.run(["ip", "-6", "route", "show", "proto", "ra"])
         guard routes.status == 0 else { return [] }
         var names: [String] = []
         for line in routes.output.split(separator: "\n") {

@@ -1,8 +1,9 @@
-// Uplink: the TAP interface of a host or shared network in switchd's own namespace (DESIGN §1),
+// Uplink: the TAP interface of a host or shared network in switchd's own namespace (docs/DESIGN.md §1),
 // the `bridge100` of vmnet. It is a port like any other for forwarding; the kernel side holds the
 // gateway's addresses, so whatever the services do not answer reaches the host's own stack.
 import Glibc
 import Proto
+import SwitchSys
 
 enum Uplink {
     /// Creates the uplink of `spec`: a TAP with offloads, the network's MTU and the gateway MAC (so
@@ -25,11 +26,11 @@ enum Uplink {
             let path = "/proc/sys/net/ipv6/conf/\(name)/\(key)"
             guard Sysctl.write(path, value) else { throw fail("cannot set \(path) to \(value): \(errnoText(errno))") }
         }
-        let v4 = runProgram(["ip", "addr", "add", "\(spec.gateway)/\(spec.subnet.prefixLength)", "brd", "+", "dev", name])
+        let v4 = Program.run(["ip", "addr", "add", "\(spec.gateway)/\(spec.subnet.prefixLength)", "brd", "+", "dev", name])
         guard v4.status == 0 else { throw fail("cannot add \(spec.gateway)/\(spec.subnet.prefixLength): \(v4.output)") }
         if let prefix = spec.ipv6Prefix {
             let address = IPv6Address(high: prefix.high, low: 1)
-            let v6 = runProgram(["ip", "-6", "addr", "add", "\(address)/64", "dev", name, "nodad"])
+            let v6 = Program.run(["ip", "-6", "addr", "add", "\(address)/64", "dev", name, "nodad"])
             guard v6.status == 0 else { throw fail("cannot add \(address)/64: \(v6.output)") }
         }
         return OpenedDevice(kind: .tap, fd: fd, headerSize: VirtioNetHeader.size,

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Glibc
 import Switch
+import SwitchSys
 
 extension AttachKind: ExpressibleByArgument {}
 

@@ -10,6 +10,7 @@ import Foundation
 import Glibc
 import Proto
 import Switch
+import SwitchSys
 
 struct CaptureCommand: SwitchdCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import Switch
+import SwitchSys
 
 struct RunCommand: SwitchdCommand {
     static let configuration = CommandConfiguration(
@@ -165,9 +166,5 @@ struct IdleWatch {
         return now - since >= Double(limit)
     }
 
-    static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
+    static func monotonicSeconds() -> Double { Double(Clock.monotonicNanoseconds()) / 1e9 }
 }

@@ -1,5 +1,6 @@
 // ControlClient: the client commands' side of the control socket, one request and one reply per call.
 import Glibc
+import SwitchSys
 
 /// Sends requests to the daemon listening at `path`.
 struct ControlClient {
@@ -46,7 +47,7 @@ struct ControlClient {
             do {
                 count = try socket.read(into: &buffer, descriptor: &passed)
             } catch {
-                guard error.errno == ECONNRESET else { throw error }
+                guard error.errno == .ECONNRESET else { throw error }
                 count = 0  // closed with our request unread: what it wrote before is read already
             }
             let line: [UInt8]
@@ -70,18 +71,18 @@ struct ControlClient {
     /// Writes a request line. When switchd has closed the connection already (EPIPE, ECONNRESET: it refused
     /// the connection, e.g. over a connection limit), its reply may still be waiting to be read: that error is
     /// returned, not thrown, so that the caller reads the reply and shows the daemon's reason. Other errors throw.
-    static func sendRequest(_ line: [UInt8], on socket: UnixSocket) throws(SocketError) -> SocketError? {
+    static func sendRequest(_ line: [UInt8], on socket: UnixSocket) throws(SysError) -> SysError? {
         do {
             try socket.write(line)
             return nil
         } catch {
-            guard error.errno == EPIPE || error.errno == ECONNRESET else { throw error }
+            guard error.errno == .EPIPE || error.errno == .ECONNRESET else { throw error }
             return error
         }
     }
 
     /// The error when the connection ends without a reply line (after a failed write, if `writeError`).
-    static func noReply(path: String, writeError: SocketError?) -> ControlError {
+    static func noReply(path: String, writeError: SysError?) -> ControlError {
         if let writeError {
             return ControlError("switchd at \(path) closed the connection before reading the request (\(writeError)) and sent no reason")
         }
@@ -89,10 +90,10 @@ struct ControlClient {
     }
 
     /// The usual reasons a connect fails, said in the user's terms.
-    private func connectError(_ error: SocketError) -> any Error {
+    private func connectError(_ error: SysError) -> any Error {
         switch error.errno {
-        case ENOENT, ECONNREFUSED: return ControlError("no switchd running at \(path)")
-        case EACCES: return ControlError("permission denied on \(path)")
+        case .ENOENT, .ECONNREFUSED: return ControlError("no switchd running at \(path)")
+        case .EACCES: return ControlError("permission denied on \(path)")
         default: return error
         }
     }

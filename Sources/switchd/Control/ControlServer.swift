@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Switch
+import SwitchSys
 
 /// The daemon's side of the control socket. Requests never reach the switch unchecked: every line goes
 /// through `ControlService`, and a bad line only ever costs its own connection a reply.
@@ -35,7 +36,7 @@ final class ControlServer: @unchecked Sendable {
         do {
             try Self.setOwnership(path, group: group)
         } catch {
-            unlink(path)
+            File.remove(path)
             throw error
         }
     }
@@ -62,7 +63,7 @@ final class ControlServer: @unchecked Sendable {
     func stop() {
         lock.withLock { stopped = true }
         if ownsSocket {
-            unlink(path)
+            File.remove(path)
             listener.shutdownBoth()
         } else {
             _ = acceptLoopDone.wait(timeout: .now() + 1)
@@ -90,7 +91,9 @@ final class ControlServer: @unchecked Sendable {
             }
             let peer: PeerCredentials
             do {
-                peer = try connection.peerCredentials()
+                let credentials = try connection.peerCredentials()
+                peer = PeerCredentials(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid,
+                                       groups: credentials.groups)
             } catch {
                 Log.warning("control connection: \(error)")
                 continue
@@ -206,28 +209,41 @@ final class ControlServer: @unchecked Sendable {
 
     /// Refuses to start when a daemon answers on `path`; unlinks a socket nobody listens on.
     private static func removeStale(_ path: String) throws {
-        var info = stat()
-        guard lstat(path, &info) == 0 else { return }
-        guard info.st_mode & S_IFMT == S_IFSOCK else {
+        guard let kind = File.kind(at: path) else { return }
+        guard kind == .socket else {
             throw ControlError("\(path) exists and is not a socket")
         }
         do {
             _ = try UnixSocket.connect(to: path)
             throw ControlError("another switchd is already running at \(path)")
-        } catch let error as SocketError where error.errno == ECONNREFUSED || error.errno == ENOENT {
+        } catch let error as SysError where error.errno == .ECONNREFUSED || error.errno == .ENOENT {
             Log.info("removing stale control socket \(path)")
-            unlink(path)
+            File.remove(path)
         }
     }
 
-    /// Mode 0660 and, with `controlGroup`, that group (DESIGN §6).
+    /// Mode 0660 and, with `controlGroup`, that group (docs/DESIGN.md §6).
     private static func setOwnership(_ path: String, group: String?) throws {
         if let group {
-            guard let entry = getgrnam(group) else { throw ControlError("controlGroup \(group) does not exist") }
-            guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
-                throw SocketError(call: "chown(group \(group))", path: path, errno: errno)
-            }
+            guard let gid = File.groupID(named: group) else { throw ControlError("controlGroup \(group) does not exist") }
+            try File.setGroup(path, gid: gid, groupName: group)
         }
-        guard chmod(path, 0o660) == 0 else { throw SocketError(call: "chmod", path: path, errno: errno) }
+        try File.setMode(path, 0o660)
+    }
+}
+
+extension UnixSocket {
+    /// Takes over `fd` as an already listening control socket (systemd socket activation), after checking
+    /// that it is one: AF_UNIX, SOCK_STREAM, listening. Returns the socket and the path it is bound to.
+    static func adoptListening(fd: Int32) throws(ControlError) -> (socket: UnixSocket, path: String) {
+        guard let info = UnixSocket.inspect(fd: fd) else {
+            throw ControlError("socket activation: fd \(fd) is not a socket (\(Errno.current))")
+        }
+        guard info.domain == AF_UNIX, info.type == Int32(SOCK_STREAM.rawValue) else {
+            throw ControlError("socket activation: fd \(fd) is not an AF_UNIX SOCK_STREAM socket (ListenStream= must be a path)")
+        }
+        guard info.listening else { throw ControlError("socket activation: fd \(fd) is not listening") }
+        UnixSocket.setCloseOnExec(fd)
+        return (UnixSocket(fd: fd), info.path)
     }
 }

@@ -1,19 +1,20 @@
 // CaptureSocket: the syscalls of captures: the SOCK_SEQPACKET socketpair, the record sendmsg, the clock.
-import Glibc
+public import Glibc
 
-enum CaptureSocket {
+/// The capture records' socket pair and send, and their timestamps.
+public enum CaptureSocket {
     /// Send buffer of the writing end: what a reader may fall behind by before frames are lost.
-    static let sendBuffer: Int32 = 4 << 20
+    public static let sendBuffer: Int32 = 4 << 20
     /// POLLRDHUP (a _GNU_SOURCE constant the Glibc module leaves out).
-    static let pollRDHUP: Int32 = 0x2000
+    public static let pollRDHUP: Int32 = 0x2000
 
     /// A connected SOCK_SEQPACKET pair, close-on-exec: `writer` for the forwarding thread (4 MiB send
     /// buffer), `reader` for the client. Neither direction is shut down: a shutdown on either end
     /// makes the writer report EPOLLRDHUP, which completes every io_uring poll on it at once.
-    static func pair() throws(SwitchError) -> (writer: Int32, reader: Int32) {
+    public static func open() throws(SysError) -> (writer: Int32, reader: Int32) {
         var fds: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &fds) == 0 else {
-            throw SwitchError("socketpair: \(errnoText(errno))")
+            throw SysError("socketpair")
         }
         // SO_SNDBUFFORCE needs CAP_NET_ADMIN; without it SO_SNDBUF (capped by net.core.wmem_max) stands.
         Socket.setOption(fds[0], SOL_SOCKET, SO_SNDBUF, sendBuffer)
@@ -22,8 +23,8 @@ enum CaptureSocket {
     }
 
     /// Sends one record without blocking; returns 0 or the errno (EINTR retried).
-    @inline(__always)
-    static func send(_ fd: Int32, _ message: UnsafePointer<msghdr>) -> Int32 {
+    @inlinable @inline(__always)
+    public static func send(_ fd: Int32, _ message: UnsafePointer<msghdr>) -> Int32 {
         while true {
             if sendmsg(fd, message, Socket.dontWait | Socket.noSignal) >= 0 { return 0 }
             if errno != EINTR { return errno }
@@ -31,10 +32,6 @@ enum CaptureSocket {
     }
 
     /// Wall-clock time in nanoseconds since the Unix epoch, for record timestamps.
-    @inline(__always)
-    static func realtimeNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
+    @inlinable @inline(__always)
+    public static func realtimeNanoseconds() -> UInt64 { Clock.realtimeNanoseconds() }
 }
