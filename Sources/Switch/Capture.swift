@@ -1,10 +1,10 @@
-// Capture: `switchd capture` in the dataplane: BPF filters, per-network capture slots, and the
+// Capture: `switchd capture` in the dataplane: BPF filters, the network's capture slots, and the
 // records the forwarding thread sends to each capture's reader.
 //
 // Design notes.
 // - A capture is not a port: it sees the ingress of every port of one network (or of one port) and
 //   sends nothing into the switch. Frames the services emit (ARP, DHCP, RA, DNS replies) are not
-//   the ingress of any port and are not captured. Each network has a fixed table of
+//   the ingress of any port and are not captured. The network has a fixed table of
 //   `CaptureTable.capacity` slots changed only by loop commands, so the forwarding thread owns them;
 //   with no capture running the whole cost per frame is one predictable branch on `count` in
 //   `ForwardingLoop.forward`.
@@ -15,8 +15,8 @@
 // - A record is one message on a SOCK_SEQPACKET socketpair: a 16-byte header
 //   (`CaptureRecordHeader`) and the frame as received, super-frames whole. It is sent synchronously
 //   with sendmsg(MSG_DONTWAIT): the kernel copies the frame, so no pool buffer waits for a reader,
-//   and nothing is allocated per frame (header, iovecs and message header are preallocated per
-//   network; every capture of a frame shares them, one sendmsg at a time).
+//   and nothing is allocated per frame (header, iovecs and message header are preallocated once
+//   per network; every capture of a frame shares them, one sendmsg at a time).
 // - A slow reader never slows forwarding. The writing end has a 4 MiB send buffer
 //   (SO_SNDBUFFORCE; a connected unix pair is bounded by that alone, not by max_dgram_qlen). When
 //   it is full, sendmsg fails with EAGAIN: the frame is counted lost and the capture is stalled.
@@ -174,7 +174,7 @@ struct CaptureSlot {
     var stats: CaptureStats { CaptureStats(captured: captured, lost: lost) }
 }
 
-/// A network's capture slots and the preallocated message every record is sent with.
+/// The network's capture slots and the preallocated message every record is sent with.
 struct CaptureTable {
     static let capacity = 8
 
@@ -186,7 +186,7 @@ struct CaptureTable {
     let iov: UnsafeMutablePointer<iovec>
     let message: UnsafeMutablePointer<msghdr>
 
-    /// Allocates the table (once per network, when the loop is created).
+    /// Allocates the table (once, when the loop is created).
     init() {
         slots = .allocate(capacity: Self.capacity)
         slots.initialize(repeating: CaptureSlot(), count: Self.capacity)
@@ -210,18 +210,17 @@ struct CaptureTable {
 }
 
 extension ForwardingLoop {
-    /// Offers a frame received on port `s` to its network's captures. Called from `forward` only
+    /// Offers a frame received on port `slot` to the network's captures. Called from `forward` only
     /// when a capture is active; allocates nothing.
     @inline(never)
-    func capture(_ frame: UnsafeMutableRawPointer, length: Int, header: VirtioNetHeader, from s: UInt16) {
-        let n = Int(ports[Int(s)].network)
-        let table = networks[n].captures
+    func capture(_ frame: UnsafeMutableRawPointer, length: Int, header: VirtioNetHeader, from slot: UInt16) {
+        let table = captures
         var stamped = false
         for i in 0..<CaptureTable.capacity {
             let c = table.slots + i
             guard c.pointee.state == .active else { continue }
             if c.pointee.port != CaptureSlot.allPorts
-                && (c.pointee.port != s || c.pointee.portGeneration != ports[Int(s)].generation) { continue }
+                && (c.pointee.port != slot || c.pointee.portGeneration != ports[Int(slot)].generation) { continue }
             var kept = length
             if let program = c.pointee.program {
                 kept = min(Int(bpf_filter(program, frame.assumingMemoryBound(to: UInt8.self), UInt32(length),
@@ -238,7 +237,7 @@ extension ForwardingLoop {
                 if header.isGSO { flags |= CaptureRecordHeader.superFrame }
                 if header.flags & VirtioNetHeader.needsChecksum != 0 { flags |= CaptureRecordHeader.partialChecksum }
                 CaptureRecordHeader(timestamp: CaptureSocket.realtimeNanoseconds(), originalLength: UInt32(length),
-                                    port: s, flags: flags).store(to: table.header)
+                                    port: slot, flags: flags).store(to: table.header)
             }
             table.iov[1] = iovec(iov_base: frame, iov_len: kept)
             switch CaptureSocket.send(c.pointee.fd, table.message) {
@@ -247,10 +246,10 @@ extension ForwardingLoop {
             case EAGAIN, ENOBUFS:
                 c.pointee.lost &+= 1
                 c.pointee.stalled = true
-                armCaptureWritable(network: n, index: i)
+                armCaptureWritable(index: i)
             case EPIPE, ECONNRESET, ENOTCONN, ECONNREFUSED:
                 c.pointee.lost &+= 1
-                finishCapture(network: n, index: i, reason: "its reader has gone")
+                finishCapture(index: i, reason: "its reader has gone")
             default:  // EMSGSIZE, ENOMEM: this frame only
                 c.pointee.lost &+= 1
             }
@@ -258,30 +257,30 @@ extension ForwardingLoop {
     }
 
     /// Waits (on the ring) until a stalled capture's reader has made room.
-    private func armCaptureWritable(network n: Int, index i: Int) {
-        let c = networks[n].captures.slots + i
+    private func armCaptureWritable(index i: Int) {
+        let c = captures.slots + i
         guard !c.pointee.pollArmed else { return }
         c.pointee.pollArmed = true
         let sqe = ring.sqe()
         io_uring_prep_poll_add(sqe, c.pointee.fd, UInt32(POLLOUT))
-        sqe.setToken(Self.captureToken(network: n, index: i, generation: c.pointee.generation))
+        sqe.setToken(Self.captureToken(index: i, generation: c.pointee.generation))
     }
 
-    private static func captureToken(network n: Int, index i: Int, generation: UInt16) -> Token {
-        Token(.captureWritable, slot: UInt16(n), generation: generation, aux: UInt32(i))
+    private static func captureToken(index i: Int, generation: UInt16) -> Token {
+        Token(.captureWritable, generation: generation, aux: UInt32(i))
     }
 
     /// The POLLOUT of a stalled capture: the reader made room (resume) or has gone (finish).
     func captureWritableDone(_ c: Completion) {
-        let n = Int(c.token.slot), i = Int(c.token.aux)
-        guard n < specs.count, i < CaptureTable.capacity else { return }
-        let slot = networks[n].captures.slots + i
+        let i = Int(c.token.aux)
+        guard i < CaptureTable.capacity else { return }
+        let slot = captures.slots + i
         guard slot.pointee.generation == c.token.generation, slot.pointee.state == .active else { return }
         slot.pointee.pollArmed = false
         // io_uring completes a poll on EPOLLRDHUP too: the reader shut its end down, which the
         // protocol does not allow (and which would complete every later poll at once).
         if c.result > 0 && c.result & (Int32(POLLHUP | POLLERR) | CaptureSocket.pollRDHUP) != 0 {
-            finishCapture(network: n, index: i, reason: "its reader has gone")
+            finishCapture(index: i, reason: "its reader has gone")
         } else {
             slot.pointee.stalled = false
         }
@@ -289,12 +288,12 @@ extension ForwardingLoop {
 
     /// Stops sending to a capture and closes its socket (its reader sees the end); the slot and its
     /// counters stay until `removeCapture`.
-    func finishCapture(network n: Int, index i: Int, reason: String) {
-        let c = networks[n].captures.slots + i
+    func finishCapture(index i: Int, reason: String) {
+        let c = captures.slots + i
         guard c.pointee.state == .active else { return }
         if c.pointee.pollArmed {
             let sqe = ring.sqe()
-            io_uring_prep_poll_remove(sqe, Self.captureToken(network: n, index: i, generation: c.pointee.generation).packed)
+            io_uring_prep_poll_remove(sqe, Self.captureToken(index: i, generation: c.pointee.generation).packed)
             sqe.setToken(Token(.cancel))
             c.pointee.pollArmed = false
         }
@@ -302,23 +301,23 @@ extension ForwardingLoop {
         c.pointee.fd = -1
         c.pointee.state = .finished
         c.pointee.stalled = false
-        networks[n].captures.count -= 1
-        Log.info("network \(specs[n].name): capture \(i) finished, \(reason): \(c.pointee.captured) frames sent, "
+        captures.count -= 1
+        Log.info("network \(spec.name): capture \(i) finished, \(reason): \(c.pointee.captured) frames sent, "
                  + "\(c.pointee.lost) lost")
     }
 
     /// Adds a capture from a command (loop thread). On failure the caller still owns `setup`'s fd and program.
-    func addCapture(network n: Int, _ setup: CaptureSetup) -> Result<CaptureTicket, SwitchError> {
+    func addCapture(_ setup: CaptureSetup) -> Result<CaptureTicket, SwitchError> {
         var port = CaptureSlot.allPorts
         if let id = setup.port {
-            guard let s = slot(network: n, id: id) else {
-                return .failure(SwitchError("network \(specs[n].name) has no port \(id)"))
+            guard let found = slot(id: id) else {
+                return .failure(SwitchError("network \(spec.name) has no port \(id)"))
             }
-            port = s
+            port = found
         }
-        let table = networks[n].captures
+        let table = captures
         guard let i = (0..<CaptureTable.capacity).first(where: { table.slots[$0].state == .free }) else {
-            return .failure(SwitchError("too many captures on \(specs[n].name) (at most \(CaptureTable.capacity))"))
+            return .failure(SwitchError("too many captures on \(spec.name) (at most \(CaptureTable.capacity))"))
         }
         let c = table.slots + i
         let generation = c.pointee.generation &+ 1
@@ -329,25 +328,25 @@ extension ForwardingLoop {
         c.pointee.port = port
         if port != CaptureSlot.allPorts { c.pointee.portGeneration = ports[Int(port)].generation }
         c.pointee.program = setup.program
-        networks[n].captures.count += 1
-        Log.info("network \(specs[n].name): capture \(i) started (\(setup.port.map { "port \($0)" } ?? "all ports"), "
+        captures.count += 1
+        Log.info("network \(spec.name): capture \(i) started (\(setup.port.map { "port \($0)" } ?? "all ports"), "
                  + (setup.program == nil ? "no filter)" : "filtered)"))
         return .success(CaptureTicket(index: i, generation: generation))
     }
 
     /// The counters of a capture, nil when the ticket names none.
-    func captureStats(network n: Int, _ ticket: CaptureTicket) -> CaptureStats? {
+    func captureStats(_ ticket: CaptureTicket) -> CaptureStats? {
         guard ticket.index < CaptureTable.capacity else { return nil }
-        let c = networks[n].captures.slots[ticket.index]
+        let c = captures.slots[ticket.index]
         guard c.generation == ticket.generation, c.state != .free else { return nil }
         return c.stats
     }
 
     /// Ends a capture whose lease has ended and frees its slot; returns its final counters.
-    func removeCapture(network n: Int, _ ticket: CaptureTicket) -> CaptureStats? {
-        guard let stats = captureStats(network: n, ticket) else { return nil }
-        finishCapture(network: n, index: ticket.index, reason: "its client closed the control connection")
-        let c = networks[n].captures.slots + ticket.index
+    func removeCapture(_ ticket: CaptureTicket) -> CaptureStats? {
+        guard let stats = captureStats(ticket) else { return nil }
+        finishCapture(index: ticket.index, reason: "its client closed the control connection")
+        let c = captures.slots + ticket.index
         c.pointee.program?.deallocate()
         c.pointee = CaptureSlot()
         c.pointee.generation = ticket.generation
@@ -356,9 +355,7 @@ extension ForwardingLoop {
 
     /// At shutdown: every reader sees the end of its capture.
     func finishCaptures() {
-        for n in 0..<specs.count {
-            for i in 0..<CaptureTable.capacity { finishCapture(network: n, index: i, reason: "the switch is stopping") }
-        }
+        for i in 0..<CaptureTable.capacity { finishCapture(index: i, reason: "the switch is stopping") }
     }
 }
 
@@ -366,14 +363,12 @@ extension ForwardingLoop {
 /// dropping it, removes the capture from the switch. Used by one thread at a time.
 public final class Capture: @unchecked Sendable {
     private let dataplane: Dataplane
-    private let network: Int
     private let ticket: CaptureTicket
     private var readerFD: Int32
     private var final: CaptureStats?
 
-    init(dataplane: Dataplane, network: Int, ticket: CaptureTicket, readerFD: Int32) {
+    init(dataplane: Dataplane, ticket: CaptureTicket, readerFD: Int32) {
         self.dataplane = dataplane
-        self.network = network
         self.ticket = ticket
         self.readerFD = readerFD
     }
@@ -392,8 +387,8 @@ public final class Capture: @unchecked Sendable {
     /// The counters so far (the final ones once ended).
     public func stats() -> CaptureStats {
         if let final { return final }
-        let command = LoopCommand(.captureStats(network: network, ticket))
-        dataplane.runCaptureCommand(command)
+        let command = LoopCommand(.captureStats(ticket))
+        dataplane.runOnLoop(command)
         return command.captureStats ?? CaptureStats()
     }
 
@@ -401,8 +396,8 @@ public final class Capture: @unchecked Sendable {
     @discardableResult
     public func end() -> CaptureStats {
         if let final { return final }
-        let command = LoopCommand(.removeCapture(network: network, ticket))
-        dataplane.runCaptureCommand(command)
+        let command = LoopCommand(.removeCapture(ticket))
+        dataplane.runOnLoop(command)
         let stats = command.captureStats ?? CaptureStats()
         final = stats
         return stats
