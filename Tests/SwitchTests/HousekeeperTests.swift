@@ -130,7 +130,7 @@ final class HousekeeperTests: XCTestCase {
         try dataplane.start()
         let (ours, theirs) = try Socket.pair(Int32(SOCK_DGRAM.rawValue))
         defer { close(theirs) }
-        let command = LoopCommand(.attach(network: 0, fd: ours, kind: .dgram, offload: false, peer: "test"))
+        let command = LoopCommand(.attach(fd: ours, kind: .dgram, offload: false, peer: "test"))
         XCTAssertTrue(dataplane.runOnLoop(command, runHere: false))
         _ = try command.portID.get()
         var timeout = timeval(tv_sec: 2, tv_usec: 0)

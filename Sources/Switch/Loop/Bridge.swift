@@ -33,6 +33,13 @@ struct ForwardingPolicy {
     /// The uplink port of a host or shared network (`ForwardingLoop.noUplink` when there is none).
     var uplink: UInt16 = ForwardingLoop.noUplink
 
+    /// Why a frame with this source MAC is refused at ingress, or nil: a multicast or zero source
+    /// is never a station, and must not be learned.
+    @inline(__always)
+    static func refusedSource(_ source: MACAddress) -> DropReason? {
+        source.isMulticast || source.isZero ? .badSource : nil
+    }
+
     /// Where a frame to `destination` received on port `ingress` goes. `superFrame`: a GSO frame,
     /// bulk TCP/UDP that is never a service request. `ports` is the loop's port table, read for the
     /// liveness and generation of a learned destination's port.
@@ -68,7 +75,7 @@ extension ForwardingLoop {
         if captures.count > 0 { capture(frame, length: length, header: header, from: slot) }
         guard let header = validateOffload(frame: frame, length: length, header: header, port: port) else { return }
         let source = MACAddress(loading: frame + 6)
-        guard !source.isMulticast && !source.isZero else { port.pointee.count(.badSource); return }
+        if let refused = ForwardingPolicy.refusedSource(source) { port.pointee.count(refused); return }
         let guards = port.pointee.guards
         if source.rawValue != port.pointee.lastSource || now != port.pointee.lastReceive {
             if guards.contains(.mac) {
