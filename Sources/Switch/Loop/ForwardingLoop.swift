@@ -88,7 +88,7 @@ final class ForwardingLoop {
     /// The longest frame accepted without offload metadata: MTU + Ethernet header + one VLAN tag.
     let maxFrame: Int
     /// The network's MTU: the IP packet size segmentation cuts to.
-    var mtu: Int { spec.mtu }
+    let mtu: Int
     var table: MACTable
     /// What the forwarding decision reads besides the frame and the table (Bridge.swift).
     var policy = ForwardingPolicy()
@@ -145,6 +145,7 @@ final class ForwardingLoop {
         self.spec = spec
         self.sockets = sockets
         maxFrame = spec.mtu + 18
+        mtu = spec.mtu
         table = MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing)
         dgramReceives = .allocate(capacity: 2)
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
