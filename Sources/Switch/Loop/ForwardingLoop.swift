@@ -15,9 +15,12 @@
 //   eventfd and a mutex-protected queue, once per request, not per frame.
 // - One loop is one network (a Dataplane runs one; Switchboard runs one Dataplane per network).
 //
-// Where the rest is: the forwarding decision in Bridge.swift, egress adaptation and the send
-// queues' hand-over in Egress.swift, each port kind's receive and send in Ports/, port lifecycle
-// in Ports/PortTable.swift, control answers in LoopQueries.swift, captures in Capture.swift.
+// How a frame walks through the loop: `handle` → the receiving kind's `*ReceiveDone`/`deviceReadDone`
+// (Ports/TAPPort, DgramPort, StreamPort) → `forward` (Bridge.swift: validate, capture tap, port
+// security, learn, `decide`, act) → `deliver` (Egress.swift: as is, checksums completed, or
+// segmented) → `enqueue` → once per batch `flushDirty` → `submitSends` (Ports/SendQueue.swift,
+// then the kind's submit) → `sendDone` → the kind's send-done. Port lifecycle is
+// Ports/PortTable.swift, control answers LoopQueries.swift, captures CaptureTap.swift.
 import CLiburing
 import CSwitchShims
 import Glibc
