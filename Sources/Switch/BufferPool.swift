@@ -5,7 +5,7 @@
 // reference count lets one received buffer wait in several ports' send queues (flooding) without
 // a copy. The usable count (`limit`) grows with the ports: every port may park `queueFrames`
 // buffers, and receives keep a reserve on top, so frames stuck behind a stalled peer can never
-// starve the receive side (DESIGN §3). Slots are handed out LIFO so the resident set stays small.
+// starve the receive side (docs/DESIGN.md §3). Slots are handed out LIFO so the resident set stays small.
 import Glibc
 import SwitchSys
 

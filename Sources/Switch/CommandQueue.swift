@@ -9,23 +9,23 @@ import Proto
 /// A request to the forwarding loop, with its reply.
 final class LoopCommand: @unchecked Sendable {
     enum Kind {
-        case addDevice(network: Int, device: OpenedDevice)
-        case remove(network: Int, id: String)
+        case addDevice(OpenedDevice)
+        case remove(id: String)
         case status
-        case lookup(network: Int, HostQuestion)
+        case lookup(HostQuestion)
         case stop
         /// `switchd attach`: a socketpair end `fd` becomes a port (its id in `portID`).
-        case attach(network: Int, fd: Int32, kind: AttachKind, offload: Bool, peer: String)
-        case fdb(network: Int)
+        case attach(fd: Int32, kind: AttachKind, offload: Bool, peer: String)
+        case fdb
         case clientPortCount
-        case addCapture(network: Int, CaptureSetup)
-        case captureStats(network: Int, CaptureTicket)
-        case removeCapture(network: Int, CaptureTicket)
+        case addCapture(CaptureSetup)
+        case captureStats(CaptureTicket)
+        case removeCapture(CaptureTicket)
     }
 
     let kind: Kind
     private(set) var portID: Result<String, SwitchError> = .failure(SwitchError("not run"))
-    private(set) var networks: [NetworkStatus] = []
+    private(set) var network: NetworkStatus?
     private(set) var answer: HostAnswer = .none
     private(set) var fdbEntries: [FDBEntry] = []
     private(set) var count = 0
@@ -38,44 +38,44 @@ final class LoopCommand: @unchecked Sendable {
     /// Runs on the loop thread.
     func execute(on loop: ForwardingLoop) {
         switch kind {
-        case .addDevice(let n, let device):
-            if loop.addDevicePort(network: n, kind: device.kind, fd: device.fd, headerSize: device.headerSize,
+        case .addDevice(let device):
+            if loop.addDevicePort(kind: device.kind, fd: device.fd, headerSize: device.headerSize,
                                   info: device.info) != nil {
                 portID = .success(device.info.id)
             } else {
                 loop.closeUnused(device)
                 portID = .failure(SwitchError("too many ports"))
             }
-        case .remove(let n, let id):
-            if let s = loop.slot(network: n, id: id) {
-                guard loop.infos[Int(s)]?.isUplink != true else {
-                    portID = .failure(SwitchError("port \(id) is the uplink of network \(loop.specs[n].name); it goes with the network"))
+        case .remove(let id):
+            if let slot = loop.slot(id: id) {
+                guard loop.infos[Int(slot)]?.isUplink != true else {
+                    portID = .failure(SwitchError("port \(id) is the uplink of network \(loop.spec.name); it goes with the network"))
                     break
                 }
-                loop.removePort(s, reason: "removed by request")
+                loop.removePort(slot, reason: "removed by request")
                 portID = .success(id)
             } else {
-                portID = .failure(SwitchError("network \(loop.specs[n].name) has no port \(id)"))
+                portID = .failure(SwitchError("network \(loop.spec.name) has no port \(id)"))
             }
         case .status:
-            networks = loop.snapshot()
-        case .lookup(let n, let question):
-            answer = loop.lookup(network: n, question)
+            network = loop.snapshot()
+        case .lookup(let question):
+            answer = loop.lookup(question)
         case .stop:
             loop.stop()
-        case .attach(let n, let fd, let kind, let offload, let peer):
-            portID = loop.addAttachedPort(network: n, kind: kind, fd: fd, offload: offload, peer: peer)
+        case .attach(let fd, let kind, let offload, let peer):
+            portID = loop.addAttachedPort(kind: kind, fd: fd, offload: offload, peer: peer)
                 .map { .success($0) } ?? .failure(SwitchError("too many ports"))
-        case .fdb(let n):
-            fdbEntries = loop.fdb(network: n)
+        case .fdb:
+            fdbEntries = loop.fdb()
         case .clientPortCount:
             count = loop.clientPortCount()
-        case .addCapture(let n, let setup):
-            capture = loop.addCapture(network: n, setup)
-        case .captureStats(let n, let ticket):
-            captureStats = loop.captureStats(network: n, ticket)
-        case .removeCapture(let n, let ticket):
-            captureStats = loop.removeCapture(network: n, ticket)
+        case .addCapture(let setup):
+            capture = loop.addCapture(setup)
+        case .captureStats(let ticket):
+            captureStats = loop.captureStats(ticket)
+        case .removeCapture(let ticket):
+            captureStats = loop.removeCapture(ticket)
         }
         done.signal()
     }
@@ -112,7 +112,7 @@ final class CommandQueue: @unchecked Sendable {
     }
 }
 
-/// A question the DNS proxy asks of a network's DHCP leases.
+/// A question the DNS proxy asks of the network's DHCP leases.
 enum HostQuestion {
     case address(String)
     case hostname(IPv4Address)

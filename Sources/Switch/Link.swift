@@ -6,7 +6,7 @@
 // and talk on the guest's network, and ARP replies from the host on it are off (`arp_ignore` 8): in
 // host and shared modes the uplink's gateway address is local to the same host, and the kernel
 // would otherwise answer the guest's ARP for the gateway with the link's MAC, pulling the guest's
-// gateway traffic away from the uplink. Both are restored when the port goes (DESIGN §2).
+// gateway traffic away from the uplink. Both are restored when the port goes (docs/DESIGN.md §2).
 import CSwitchShims
 import Glibc
 import SwitchSys

@@ -111,7 +111,6 @@ struct PortState {
     var phase: Phase = .free
     var kind: PortKind = .tap
     var generation: UInt16 = 0
-    var network: Int32 = 0
     /// The fd this port reads and/or writes (-1: none of its own, e.g. a shared dgram peer).
     var fd: Int32 = -1
     /// Bytes of virtio-net header before each frame (TAP 12; AF_PACKET 12, or 10 on older kernels).

@@ -156,7 +156,7 @@ public final class Switchboard: @unchecked Sendable {
                                   + "set net.ipv6.conf.IFACE.accept_ra=2 on them, or nat66: false")
             }
         }
-        let dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, networks: [spec])
+        let dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, network: spec)
         let network = Running(spec: spec, dataplane: dataplane)
         do throws(SwitchError) {
             if spec.uplink != nil {
@@ -259,12 +259,12 @@ public final class Switchboard: @unchecked Sendable {
 struct LoopHostTable: DNSHostTable {
     let dataplane: Dataplane
     func address(of hostname: String) -> IPv4Address? {
-        if case .address(let a) = dataplane.lookup(network: 0, .address(hostname)) { return a }
+        if case .address(let a) = dataplane.lookup(.address(hostname)) { return a }
         return nil
     }
     func ipv6Address(of hostname: String) -> IPv6Address? { nil }
     func hostname(of address: IPv4Address) -> String? {
-        if case .hostname(let name) = dataplane.lookup(network: 0, .hostname(address)) { return name }
+        if case .hostname(let name) = dataplane.lookup(.hostname(address)) { return name }
         return nil
     }
 }

@@ -8,7 +8,8 @@ enum TAP {
     // TUNSETOFFLOAD bits (linux/if_tun.h).
     static let checksum: UInt32 = 0x01, tsoV4: UInt32 = 0x02, tsoV6: UInt32 = 0x04, usoV4: UInt32 = 0x20, usoV6: UInt32 = 0x40
     static let offloads = checksum | tsoV4 | tsoV6 | usoV4 | usoV6
-    /// Off until software segmentation for socket ports lands (Proto/Segmentation.swift).
+    /// On: super-frames that socket ports cannot take are segmented in software on egress
+    /// (Loop/Egress.swift, Proto/Segmentation.swift); false asks the kernel for plain frames only.
     static let offloadsEnabled = true
 
     /// A locally administered unicast MAC derived from the TAP name (FNV-1a), so a guest behind a
@@ -49,7 +50,7 @@ enum TAP {
             return SwitchError("TAP \(name): \(message)")
         }
         // Accept what the kernel can hand over: partial checksums and TCP/UDP super-frames, passed
-        // whole to every port that takes them and cut per egress for the others (DESIGN §3).
+        // whole to every port that takes them and cut per egress for the others (docs/DESIGN.md §3).
         if !offloadsEnabled {
             _ = sw_tap_set_offload(fd, 0)
         } else if sw_tap_set_offload(fd, offloads) != 0 && sw_tap_set_offload(fd, offloads & ~(usoV4 | usoV6)) != 0 {

@@ -109,7 +109,7 @@ final class CaptureTests: XCTestCase {
         dir = "/tmp/switchd-capture-\(getpid())"
         mkdir(dir, 0o755)
         let spec = NetworkSpec(name: "cap", subnet: IPv4Subnet("10.98.0.0/24")!, queueFrames: 1024)
-        dataplane = try Dataplane(runDir: dir, networks: [spec])
+        dataplane = try Dataplane(runDir: dir, network: spec)
         try dataplane.start()
         server = UnixAddress(path: "\(dir)/cap/dgram.sock")!
         a = try peer("a.sock")

@@ -46,7 +46,7 @@ final class ZeroAllocationTests: XCTestCase {
         mkdir(dir, 0o755)
         defer { _ = try? FileManager_removeAll(dir) }
         let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
-        let dataplane = try Dataplane(runDir: dir, networks: [spec])
+        let dataplane = try Dataplane(runDir: dir, network: spec)
         try dataplane.start()
         defer { dataplane.shutdown() }
         let server = UnixAddress(path: "\(dir)/alloc/dgram.sock")!
@@ -107,7 +107,7 @@ final class ZeroAllocationTests: XCTestCase {
         mkdir(dir, 0o755)
         defer { _ = try? FileManager_removeAll(dir) }
         let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
-        let dataplane = try Dataplane(runDir: dir, networks: [spec])
+        let dataplane = try Dataplane(runDir: dir, network: spec)
         try dataplane.start()
         defer { dataplane.shutdown() }
         let a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD

@@ -172,7 +172,7 @@ final class CaptureCommandTests: XCTestCase {
         let dir = NSTemporaryDirectory() + "/switchd-capture-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let dataplane = try Dataplane(runDir: dir, networks: [NetworkSpec(name: "cap", subnet: IPv4Subnet("10.97.0.0/24")!)])
+        let dataplane = try Dataplane(runDir: dir, network: NetworkSpec(name: "cap", subnet: IPv4Subnet("10.97.0.0/24")!))
         try dataplane.start()
         defer { dataplane.shutdown() }
         let server = try ControlServer(path: dir + "/control.sock", group: nil)

@@ -32,7 +32,7 @@ final class DgramPair {
         dir = "/tmp/switchd-micro-\(getpid())-\(frameLength)"
         mkdir(dir, 0o755)
         let spec = NetworkSpec(name: "bench", subnet: IPv4Subnet("10.98.0.0/24")!, queueFrames: 1024)
-        dataplane = try Dataplane(runDir: dir, networks: [spec])
+        dataplane = try Dataplane(runDir: dir, network: spec)
         try dataplane.start()
         server = Self.address("\(dir)/bench/dgram.sock")
         a = try Self.peer("\(dir)/a.sock")
