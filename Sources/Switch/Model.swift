@@ -136,15 +136,13 @@ public struct NetworkSpec: Sendable, Equatable {
     public var ipv6Prefix: IPv6Address? {
         guard services.ipv6 else { return nil }
         if let prefix = services.ipv6Prefix { return prefix }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "switchd/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash("switchd/\(name)".utf8)
         return IPv6Address(high: 0xFD00_0000_0000_0000 | (h & 0xFF_FFFF_FFFF) << 16, low: 0)
     }
 
     /// The virtual gateway MAC of an `isolated` network: locally administered, derived from the name.
     public var gatewayMAC: MACAddress {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "switchd-gateway/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash("switchd-gateway/\(name)".utf8)
         return MACAddress(rawValue: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))
     }
 }

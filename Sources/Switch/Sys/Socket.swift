@@ -4,6 +4,7 @@
 // retried inside. Errnos that mean a bug (EBADF, EFAULT) are not special-cased: they surface as errors.
 import CSwitchShims
 import Glibc
+import Proto
 
 /// The text of an errno value.
 func errnoText(_ code: Int32) -> String { String(cString: strerror(code)) }
@@ -34,12 +35,8 @@ struct UnixAddress {
 
     /// FNV-1a of the address bytes, for the peer table.
     var hash: UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
         let count = pathCount
-        withUnsafeBytes(of: storage.sun_path) { raw in
-            for i in 0..<count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
-        }
-        return h
+        return withUnsafeBytes(of: storage.sun_path) { raw in FNV1a.hash(raw.prefix(count)) }
     }
 
     /// True when both name the same socket.
