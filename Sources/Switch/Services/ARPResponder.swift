@@ -54,10 +54,10 @@ public struct ARPResponder: Sendable {
     /// at the start of `reply` (which must not overlap `frame`).
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
         guard frame.count >= UntaggedFrame.headerLength,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.arp.rawValue else { return .notMine }
-        let destination = frame.macAddress(at: UntaggedFrame.destination)
+              frame.be16(UntaggedFrame.etherType) == EtherType.arp.rawValue else { return .notMine }
+        let destination = frame.macAddress(UntaggedFrame.destination)
         guard destination.isBroadcast || destination == mac else { return .notMine }
-        guard let packet = ARPPacket(validating: frame.bytes(from: UntaggedFrame.headerLength)) else {
+        guard let packet = ARPPacket(validating: frame.suffix(from: UntaggedFrame.headerLength)) else {
             counters.malformed += 1
             return .consumed
         }
@@ -72,7 +72,7 @@ public struct ARPResponder: Sendable {
         UntaggedFrame.emitHeader(into: reply, destination: senderMAC, source: mac, etherType: .arp)
         ARPRepr(operation: .reply, senderHardwareAddress: mac, senderProtocolAddress: address,
                 targetHardwareAddress: senderMAC, targetProtocolAddress: senderAddress)
-            .emit(into: reply.bytes(from: UntaggedFrame.headerLength))
+            .emit(into: reply.suffix(from: UntaggedFrame.headerLength))
         if senderAddress.rawValue == 0 { counters.probesAnswered += 1 } else { counters.requestsAnswered += 1 }
         return .reply(length: Self.replyLength)
     }

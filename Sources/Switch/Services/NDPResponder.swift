@@ -63,20 +63,20 @@ public struct NDPResponder: Sendable {
     /// advertisement at the start of `reply` (which must not overlap `frame`).
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
         guard let global, frame.count > UntaggedFrame.ipv6Payload,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
-        let destinationMAC = frame.macAddress(at: UntaggedFrame.destination)
+              frame.be16(UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
+        let destinationMAC = frame.macAddress(UntaggedFrame.destination)
         guard destinationMAC == mac || destinationMAC == linkLocalGroupMAC || destinationMAC == globalGroupMAC,
-              frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
-              frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.neighborSolicitation.rawValue
+              frame.byte(UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
+              frame.byte(UntaggedFrame.ipv6Payload) == ICMPv6Type.neighborSolicitation.rawValue
         else { return .notMine }
         // The Target Address sits 8 bytes into the message; a message too short to hold it is a
         // truncated solicitation, and it came to a gateway MAC: drop it.
         let targetOffset = UntaggedFrame.ipv6Payload + 8
         guard frame.count >= targetOffset + 16 else { return malformed() }
-        let target = frame.ipv6Address(at: targetOffset)
+        let target = frame.ipv6Address(targetOffset)
         guard target == linkLocal || target == global else { return .notMine }
 
-        guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)),
+        guard let ip = IPv6Header(validating: frame.suffix(from: UntaggedFrame.headerLength)),
               ip.hopLimit == 255,
               let message = ICMPv6Message(validating: ip.payload),
               message.isChecksumValid(pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
@@ -94,7 +94,7 @@ public struct NDPResponder: Sendable {
             replyMAC = IPv6Address.allNodes.multicastMAC
             flags = [.router, .override]
         } else {
-            let senderMAC = solicitation.linkLayerAddress ?? frame.macAddress(at: UntaggedFrame.source)
+            let senderMAC = solicitation.linkLayerAddress ?? frame.macAddress(UntaggedFrame.source)
             guard toGroup || destination == target, !source.isMulticast, !senderMAC.isMulticast else { return malformed() }
             replyDestination = source
             replyMAC = senderMAC
@@ -108,8 +108,8 @@ public struct NDPResponder: Sendable {
                                          linkLayerAddress: mac)
         UntaggedFrame.emitHeader(into: reply, destination: replyMAC, source: mac, etherType: .ipv6)
         IPv6Repr(source: target, destination: replyDestination, nextHeader: .icmpv6, payloadLength: advertisement.length,
-                 hopLimit: 255).emit(into: reply.bytes(from: UntaggedFrame.headerLength))
-        advertisement.emit(into: reply.bytes(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
+                 hopLimit: 255).emit(into: reply.suffix(from: UntaggedFrame.headerLength))
+        advertisement.emit(into: reply.suffix(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
             source: target, destination: replyDestination, protocol: .icmpv6, length: advertisement.length))
         if source.isUnspecified { counters.duplicateAddressProbesAnswered += 1 } else { counters.solicitationsAnswered += 1 }
         return .reply(length: Self.replyLength)

@@ -105,16 +105,16 @@ public struct RouterAdvertiser: Sendable {
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer,
                                  now: Double) -> Verdict {
         guard let advertisement, frame.count > UntaggedFrame.ipv6Payload,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
-        let destinationMAC = frame.macAddress(at: UntaggedFrame.destination)
+              frame.be16(UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
+        let destinationMAC = frame.macAddress(UntaggedFrame.destination)
         guard destinationMAC == IPv6Address.allRouters.multicastMAC || destinationMAC == mac,
-              frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
-              frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.routerSolicitation.rawValue
+              frame.byte(UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
+              frame.byte(UntaggedFrame.ipv6Payload) == ICMPv6Type.routerSolicitation.rawValue
         else { return .notMine }
-        let destination = frame.ipv6Address(at: UntaggedFrame.ipv6Destination)
+        let destination = frame.ipv6Address(UntaggedFrame.ipv6Destination)
         guard destination == .allRouters || destination == linkLocal || destination == global else { return .notMine }
 
-        guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)), ip.hopLimit == 255,
+        guard let ip = IPv6Header(validating: frame.suffix(from: UntaggedFrame.headerLength)), ip.hopLimit == 255,
               let message = ICMPv6Message(validating: ip.payload),
               message.isChecksumValid(pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
                   source: ip.source, destination: destination, protocol: .icmpv6, length: message.bytes.count)),
@@ -132,7 +132,7 @@ public struct RouterAdvertiser: Sendable {
             replyDestination = .allNodes
             replyMAC = IPv6Address.allNodes.multicastMAC
         } else {
-            let senderMAC = solicitation.sourceLinkLayerAddress ?? frame.macAddress(at: UntaggedFrame.source)
+            let senderMAC = solicitation.sourceLinkLayerAddress ?? frame.macAddress(UntaggedFrame.source)
             guard !source.isMulticast, !senderMAC.isMulticast else { return malformed() }
             replyDestination = source
             replyMAC = senderMAC
@@ -172,8 +172,8 @@ public struct RouterAdvertiser: Sendable {
                       into reply: UnsafeMutableRawBufferPointer) -> Int {
         UntaggedFrame.emitHeader(into: reply, destination: destinationMAC, source: mac, etherType: .ipv6)
         IPv6Repr(source: linkLocal, destination: destination, nextHeader: .icmpv6, payloadLength: advertisement.length,
-                 hopLimit: 255).emit(into: reply.bytes(from: UntaggedFrame.headerLength))
-        advertisement.emit(into: reply.bytes(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
+                 hopLimit: 255).emit(into: reply.suffix(from: UntaggedFrame.headerLength))
+        advertisement.emit(into: reply.suffix(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
             source: linkLocal, destination: destination, protocol: .icmpv6, length: advertisement.length))
         return UntaggedFrame.ipv6Payload + advertisement.length
     }
