@@ -53,7 +53,7 @@ struct AccessPolicy: Equatable, Sendable {
 }
 
 /// A port that lives as long as the control connection that asked for it (`attach`, DESIGN §6).
-struct Lease: Equatable, Sendable {
+struct AttachLease: Equatable, Sendable {
     var network: String
     var port: String
 }
@@ -72,7 +72,7 @@ struct ControlService: Sendable {
     /// starts, and whether the server should close the connection after replying.
     struct Response {
         var reply: ControlReply
-        var attached: (lease: Lease, port: AttachedPort)? = nil
+        var attached: (lease: AttachLease, port: AttachedPort)? = nil
         var closesConnection = false
     }
 
@@ -111,7 +111,7 @@ struct ControlService: Sendable {
                 return Response(reply: .success())
             case .attach(let network, let kind, let offload):
                 let port = try handler.attach(network: network, kind: kind, offload: offload, peer: "attach:\(peer.pid)")
-                return Response(reply: .success(port: port.id), attached: (Lease(network: network, port: port.id), port))
+                return Response(reply: .success(port: port.id), attached: (AttachLease(network: network, port: port.id), port))
             case .fdb(let network):
                 return Response(reply: .success(fdb: try handler.fdb(network: network)))
             case .capture(let network, let port, let filter):
@@ -131,7 +131,7 @@ struct ControlService: Sendable {
     }
 
     /// Ends a lease: its port goes (unless it went already, e.g. a stream port at EOF).
-    func release(_ lease: Lease) {
+    func release(_ lease: AttachLease) {
         Log.info("network \(lease.network): the switchd attach connection of port \(lease.port) closed")
         do {
             try handler.removePort(network: lease.network, id: lease.port)
