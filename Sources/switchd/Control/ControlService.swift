@@ -30,7 +30,7 @@ struct ControlGroup: Equatable, Sendable {
     var gid: UInt32
 }
 
-/// Who may change the switch (DESIGN §6): root, the daemon's own user (who could ptrace it anyway), and
+/// Who may change the switch (docs/DESIGN.md §6): root, the daemon's own user (who could ptrace it anyway), and
 /// members of `controlGroup` by primary or supplementary group. Anyone who can connect may read.
 struct AccessPolicy: Equatable, Sendable {
     var privilegedUIDs: Set<UInt32>
@@ -52,7 +52,7 @@ struct AccessPolicy: Equatable, Sendable {
     }
 }
 
-/// A port that lives as long as the control connection that asked for it (`attach`, DESIGN §6).
+/// A port that lives as long as the control connection that asked for it (`attach`, docs/DESIGN.md §6).
 struct AttachLease: Equatable, Sendable {
     var network: String
     var port: String
@@ -142,7 +142,7 @@ struct ControlService: Sendable {
 }
 
 /// What one control connection holds between its requests: a capture, which lasts as long as the
-/// connection does (the connection is its lease, DESIGN §6), and the fd its reply passes.
+/// connection does (the connection is its lease, docs/DESIGN.md §6), and the fd its reply passes.
 final class ControlSession {
     private(set) var capture: Capture?
     private var passing: Int32 = -1
