@@ -1,4 +1,4 @@
-// ResponderSupport: the frame offsets and the Ethernet emission the responders share.
+// ResponderSupport: the offsets in an untagged frame that the responders share.
 //
 // Responders look at an EtherType, a destination MAC and an address or two before deciding a
 // frame is not theirs; they read them with Proto's ByteAccess (`be16`, `macAddress`, ...), and the
@@ -6,7 +6,7 @@
 import Proto
 
 /// Offsets in an untagged Ethernet frame that the responders peek at before validating anything.
-enum UntaggedFrame {
+enum UntaggedField {
     /// Destination MAC.
     static let destination = 0
     /// Source MAC.
@@ -24,11 +24,4 @@ enum UntaggedFrame {
     /// IPv4 Protocol and Destination (RFC 791 §3.1), from the frame start.
     static let ipv4Protocol = 14 + 9
     static let ipv4Destination = 14 + 16
-
-    /// Writes an untagged Ethernet header at the start of `reply`.
-    @inline(__always)
-    static func emitHeader(into reply: UnsafeMutableRawBufferPointer, destination: MACAddress, source: MACAddress,
-                           etherType: EtherType) {
-        EthernetRepr(destination: destination, source: source, etherType: etherType).emit(into: reply)
-    }
 }
