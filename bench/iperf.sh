@@ -4,7 +4,7 @@
 # Paths, all set up side by side in the same run (each pair of namespaces is its own world):
 #   switchd  two `tap` ports of a switchd release build (SWITCHD, default .build/release/switchd)
 #   mixed    the same on a network that also has a plain (non-offload) dgram port reading all
-#            it gets: TSO-to-TSO throughput with a non-TSO port present (DESIGN §9)
+#            it gets: TSO-to-TSO throughput with a non-TSO port present (docs/DESIGN.md §9)
 #   shared   a guest on a `tap` port of a `shared` network to a server behind the host: switchd
 #            runs in a third namespace ("the host"), the server sits behind a veth of it, and
 #            the kernel forwards and masquerades (nftables) between the uplink and the veth
@@ -80,7 +80,7 @@ EOF
 
 # mixed: switchd's tap pair on a network that also has a plain (non-offload) dgram port, a
 # reader that takes everything sent to it. Unicast TSO flows must not notice it: only flooded
-# frames reach it, cut to the MTU for it alone (DESIGN §9 "mixed offloads").
+# frames reach it, cut to the MTU for it alone (docs/DESIGN.md §9 "mixed offloads").
 setup_mixed() {
     local a b ta tb run
     a=$(it_name ma) b=$(it_name mb) ta=$(it_name mta) tb=$(it_name mtb) run=$IT_TMP/mixed

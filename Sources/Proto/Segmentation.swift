@@ -4,7 +4,7 @@
 // validate the virtio-net header against the frame, then emit each segment with its own IPv4
 // total length, id and header checksum (or IPv6 payload length), TCP sequence number and flags
 // (FIN/PSH on the last segment only, CWR on the first only) or UDP length, and a full L4 checksum.
-// PROTOCOLS.md §1.7 has the algorithm and its sources.
+// docs/PROTOCOLS.md §1.7 has the algorithm and its sources.
 
 /// How a GSO super-frame is cut; computed once, used for every segment.
 public struct SegmentationPlan: Equatable, Sendable {

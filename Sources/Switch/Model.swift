@@ -5,7 +5,7 @@
 import Proto
 import SwitchSys
 
-/// How a network reaches the host and beyond (DESIGN §1): `host` and `shared` have an uplink TAP in
+/// How a network reaches the host and beyond (docs/DESIGN.md §1): `host` and `shared` have an uplink TAP in
 /// switchd's namespace and an nftables table; `isolated` has neither.
 public enum NetworkMode: String, Sendable, Codable, CaseIterable {
     case isolated, host, shared
@@ -27,7 +27,7 @@ public enum PortSpec: Sendable, Equatable {
     }
 }
 
-/// The gateway services of one network (DESIGN §4-5), every default applied.
+/// The gateway services of one network (docs/DESIGN.md §4-5), every default applied.
 public struct ServicesSpec: Sendable, Equatable {
     public var dhcp = true
     /// The addresses DHCP hands out; nil: second host .. last host of the subnet.
@@ -137,15 +137,13 @@ public struct NetworkSpec: Sendable, Equatable {
     public var ipv6Prefix: IPv6Address? {
         guard services.ipv6 else { return nil }
         if let prefix = services.ipv6Prefix { return prefix }
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "switchd/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash("switchd/\(name)".utf8)
         return IPv6Address(high: 0xFD00_0000_0000_0000 | (h & 0xFF_FFFF_FFFF) << 16, low: 0)
     }
 
     /// The virtual gateway MAC of an `isolated` network: locally administered, derived from the name.
     public var gatewayMAC: MACAddress {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "switchd-gateway/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash("switchd-gateway/\(name)".utf8)
         return MACAddress(rawValue: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))
     }
 }
@@ -266,7 +264,7 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
     }
 }
 
-/// The socket type of a port made by `switchd attach` (DESIGN §6): one end of a socketpair.
+/// The socket type of a port made by `switchd attach` (docs/DESIGN.md §6): one end of a socketpair.
 public enum AttachKind: String, Sendable, Codable, CaseIterable {
     /// SOCK_DGRAM: one frame per datagram (QEMU `dgram,local.type=fd`, libkrun `unixgram,fd=`).
     case dgram

@@ -109,7 +109,7 @@ struct FrameClaims: Equatable {
             claims.source = BoundAddress(ip.source)
             if ip.protocol == .udp && ip.fragmentOffset == 0 {
                 let l4 = ip.headerLength
-                if payload.count >= l4 + 2 && payload.bigEndianUInt16(at: l4) == 67 { claims.dhcpServer = true }
+                if payload.count >= l4 + 2 && payload.be16(l4) == 67 { claims.dhcpServer = true }
             }
         case .ipv6:
             guard let ip = IPv6Header(validating: payload) else { return claims }
@@ -124,15 +124,15 @@ struct FrameClaims: Equatable {
             switch upper.protocol {
             case .udp:
                 guard payload.count >= l4 + 2 else { claims.routerMessage = true; return claims }
-                if payload.bigEndianUInt16(at: l4) == 547 { claims.dhcpServer = true }
+                if payload.be16(l4) == 547 { claims.dhcpServer = true }
             case .icmpv6:
                 guard payload.count >= l4 + 1 else { claims.routerMessage = true; return claims }
-                let type = ICMPv6Type(rawValue: payload.octet(at: l4))
+                let type = ICMPv6Type(rawValue: payload.byte(l4))
                 if type == .routerAdvertisement || type == .redirect {
                     claims.routerMessage = true
                 } else if (type == .neighborAdvertisement || type == .neighborSolicitation) && payload.count >= l4 + 24 {
                     // RFC 4861 §4.3-4.4: the target address sits at bytes 8..<24 of both messages.
-                    let target = BoundAddress(payload.ipv6Address(at: l4 + 8))
+                    let target = BoundAddress(payload.ipv6Address(l4 + 8))
                     if type == .neighborAdvertisement {
                         claims.advertised = target
                     } else if claims.source.isUnspecified {
@@ -368,24 +368,24 @@ struct SourceGuard {
 func acknowledgedLease(in frame: UnsafeRawBufferPointer) -> (client: MACAddress, address: IPv4Address, seconds: UInt32)? {
     guard let ethernet = EthernetFrame(validating: frame), ethernet.etherType == .ipv4,
           let ip = IPv4Header(validating: ethernet.payload), ip.protocol == .udp, !ip.isFragment else { return nil }
-    let udp = ethernet.payload.bytes(from: ip.headerLength)
-    guard udp.count >= 8 + 240, udp.bigEndianUInt16(at: 0) == 67 else { return nil }
-    let bootp = udp.bytes(from: 8)
-    guard bootp.octet(at: 0) == 2, bootp.bigEndianUInt16(at: 236) == 0x6382 && bootp.bigEndianUInt16(at: 238) == 0x5363 else { return nil }  // BOOTREPLY, magic cookie
+    let udp = ethernet.payload.suffix(from: ip.headerLength)
+    guard udp.count >= 8 + 240, udp.be16(0) == 67 else { return nil }
+    let bootp = udp.suffix(from: 8)
+    guard bootp.byte(0) == 2, bootp.be16(236) == 0x6382 && bootp.be16(238) == 0x5363 else { return nil }  // BOOTREPLY, magic cookie
     var acknowledged = false
     var seconds: UInt32 = 0
     var i = 240
     while i < bootp.count {
-        let code = bootp.octet(at: i)
+        let code = bootp.byte(i)
         if code == 255 { break }
         if code == 0 { i += 1; continue }
         guard i + 1 < bootp.count else { break }
-        let length = Int(bootp.octet(at: i + 1))
+        let length = Int(bootp.byte(i + 1))
         guard i + 2 + length <= bootp.count else { break }
-        if code == 53 && length == 1 { acknowledged = bootp.octet(at: i + 2) == 5 }
-        if code == 51 && length == 4 { seconds = UInt32(bootp.bigEndianUInt16(at: i + 2)) << 16 | UInt32(bootp.bigEndianUInt16(at: i + 4)) }
+        if code == 53 && length == 1 { acknowledged = bootp.byte(i + 2) == 5 }
+        if code == 51 && length == 4 { seconds = UInt32(bootp.be16(i + 2)) << 16 | UInt32(bootp.be16(i + 4)) }
         i += 2 + length
     }
     guard acknowledged else { return nil }
-    return (bootp.macAddress(at: 28), bootp.ipv4Address(at: 16), seconds)
+    return (bootp.macAddress(28), bootp.ipv4Address(16), seconds)
 }

@@ -2,7 +2,7 @@
 //
 // Design note. Each network runs in its own Dataplane with its own forwarding thread: networks
 // share no frames, so nothing is lost by keeping them apart, and a reload can start or stop one
-// without touching the others' ports, queues or MAC tables (DESIGN §6: "untouched networks keep
+// without touching the others' ports, queues or MAC tables (docs/DESIGN.md §6: "untouched networks keep
 // their ports"). A host or shared network adds, around its dataplane, the uplink TAP (a port of
 // that dataplane), the nftables table `inet switchd-NAME`, the forwarding sysctls and the DNS
 // server on kernel sockets. Start order is dataplane (with uplink), table, sysctls, DNS, thread;
@@ -148,7 +148,7 @@ public final class Switchboard: @unchecked Sendable {
     private func start(_ spec: NetworkSpec) throws(SwitchError) -> Running {
         if spec.mode == .shared && spec.nat66 && spec.ipv6Prefix != nil
             && Sysctl.read(Sysctl.ipv6Forwarding) == "0" {
-            // IPv6 forwarding makes the kernel ignore RAs on accept_ra=1 interfaces (DESIGN §1).
+            // IPv6 forwarding makes the kernel ignore RAs on accept_ra=1 interfaces (docs/DESIGN.md §1).
             let dependent = Sysctl.interfacesDependingOnRA()
             if !dependent.isEmpty {
                 throw SwitchError("nat66 needs IPv6 forwarding, which would stop \(dependent.joined(separator: ", ")) "

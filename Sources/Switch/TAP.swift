@@ -15,8 +15,7 @@ enum TAP {
     /// A locally administered unicast MAC derived from the TAP name (FNV-1a), so a guest behind a
     /// re-created TAP keeps its DHCP lease across restarts.
     static func stableMAC(name: String) -> MACAddress {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash(name.utf8)
         return MACAddress(rawValue: 0x0200_0000_0000 | (h & 0xFF_FFFF_FFFF))
     }
 

@@ -3,6 +3,7 @@
 // Each returns a Result-like value or throws SysError with the path and errno named; EINTR is
 // retried inside. Errnos that mean a bug (EBADF, EFAULT) are not special-cased: they surface as errors.
 public import Glibc
+import Proto
 
 /// A `sockaddr_un` and its length, stored inline so it can live in preallocated port storage.
 public struct UnixAddress {
@@ -30,12 +31,8 @@ public struct UnixAddress {
 
     /// FNV-1a of the address bytes, for the peer table.
     public var hash: UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
         let count = pathCount
-        withUnsafeBytes(of: storage.sun_path) { raw in
-            for i in 0..<count { h = (h ^ UInt64(raw[i])) &* 0x100_0000_01b3 }
-        }
-        return h
+        return withUnsafeBytes(of: storage.sun_path) { raw in FNV1a.hash(raw.prefix(count)) }
     }
 
     /// True when both name the same socket.

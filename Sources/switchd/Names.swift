@@ -2,7 +2,7 @@
 
 /// Checks names before they reach the dataplane; each function returns why a name is bad, or nil.
 enum Names {
-    /// Network names are `[a-z][a-z0-9-]{0,11}` so that `sw-NAME` fits the 15-character interface limit (DESIGN §1).
+    /// Network names are `[a-z][a-z0-9-]{0,11}` so that `sw-NAME` fits the 15-character interface limit (docs/DESIGN.md §1).
     static func networkProblem(_ name: String) -> String? {
         let bytes = Array(name.utf8)
         guard let first = bytes.first, (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first), bytes.count <= 12,

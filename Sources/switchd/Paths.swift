@@ -19,7 +19,7 @@ struct Environment: Sendable {
     }
 }
 
-/// Default directories (DESIGN §5) and the order in which commands pick the run directory (DESIGN §6).
+/// Default directories (docs/DESIGN.md §5) and the order in which commands pick the run directory (docs/DESIGN.md §6).
 enum Paths {
     /// Environment variable naming the run directory for client commands (and `run`).
     static let runDirVariable = "SWITCHD_RUN_DIR"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `shared` mode (DESIGN §1): switchd runs in a "host" namespace that reaches an "outside" one
+# `shared` mode (docs/DESIGN.md §1): switchd runs in a "host" namespace that reaches an "outside" one
 # over a veth; two guests sit on `tap` ports. Checked: the uplink sw-lab holds the gateway's
 # IPv4 and ULA addresses; the nftables table inet switchd-lab exists and IPv4/IPv6 forwarding
 # went on; each guest gets a DHCP lease with the gateway as router; a guest pings the gateway and

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `host` mode (DESIGN §1, §4): switchd runs in a "host" namespace that reaches an "outside" one
+# `host` mode (docs/DESIGN.md §1, §4): switchd runs in a "host" namespace that reaches an "outside" one
 # over a veth; one guest sits on a `tap` port of network `lab` (10.203.0.0/24). Checked: the
 # uplink sw-lab holds the gateway's IPv4 address and table inet switchd-lab exists; the guest
 # gets a DHCP lease whose router is the gateway (as vmnet does); it pings the gateway (the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `isolated` mode next to the host/shared machinery, and Lima's networks.yaml (DESIGN §1, §4, §5).
+# `isolated` mode next to the host/shared machinery, and Lima's networks.yaml (docs/DESIGN.md §1, §4, §5).
 # (a) An isolated network `iso` (10.204.0.0/24) run by switchd inside a "host" namespace, two
 #     guests on `tap` ports. Checked: no uplink appears (the host namespace holds only lo and its
 #     veth once the TAPs moved to the guests), no `inet switchd-*` table, status has no uplink

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Clean exit and crash recovery of a `shared` network (DESIGN §1, §6; issue 5 "Exit"). switchd runs
+# Clean exit and crash recovery of a `shared` network (docs/DESIGN.md §1, §6; issue 5 "Exit"). switchd runs
 # in a "host" namespace (whose forwarding sysctls start at 0) with network `lab` (10.205.0.0/24)
 # and one guest on a `tap` port.
 # 1. Running: uplink sw-lab, table inet switchd-lab, ip_forward=1 and IPv6 forwarding 1,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reload by SIGHUP (DESIGN §6, issue 5 "Reload"). switchd runs in a "host" namespace with an
+# Reload by SIGHUP (docs/DESIGN.md §6, issue 5 "Reload"). switchd runs in a "host" namespace with an
 # isolated network `alpha` (10.206.0.0/24, two guests on `tap` ports) and a ping between the two
 # guests every 0.1 s for the whole test. Then:
 # 1. The file gains a `shared` network `beta` (10.207.0.0/24, a tap port for a third guest);

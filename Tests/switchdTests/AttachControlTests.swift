@@ -47,7 +47,7 @@ final class AttachControlTests: XCTestCase {
         assertRejected("{\"op\":\"status\"", "malformed request: not valid JSON", closes: true)
     }
 
-    /// Who may change the switch: table-driven over peers and configurations (DESIGN §6).
+    /// Who may change the switch: table-driven over peers and configurations (docs/DESIGN.md §6).
     func testAccessDecisions() {
         let daemon: UInt32 = 990
         let group = ControlGroup(name: "switchd", gid: 5000)

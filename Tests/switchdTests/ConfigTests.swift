@@ -57,7 +57,7 @@ final class ConfigTests: XCTestCase {
         ])
     }
 
-    /// Every default of DESIGN §5 for a network that gives only its subnet.
+    /// Every default of docs/DESIGN.md §5 for a network that gives only its subnet.
     func testDefaults() throws {
         let config = try parse("networks:\n  lab:\n    subnet: 172.16.0.0/24\n")
         XCTAssertNil(config.runDir)

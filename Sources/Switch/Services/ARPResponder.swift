@@ -53,11 +53,11 @@ public struct ARPResponder: Sendable {
     /// Answers `frame` when it is an ARP request for the gateway address, writing the reply frame
     /// at the start of `reply` (which must not overlap `frame`).
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
-        guard frame.count >= UntaggedFrame.headerLength,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.arp.rawValue else { return .notMine }
-        let destination = frame.macAddress(at: UntaggedFrame.destination)
+        guard frame.count >= UntaggedField.headerLength,
+              frame.be16(UntaggedField.etherType) == EtherType.arp.rawValue else { return .notMine }
+        let destination = frame.macAddress(UntaggedField.destination)
         guard destination.isBroadcast || destination == mac else { return .notMine }
-        guard let packet = ARPPacket(validating: frame.bytes(from: UntaggedFrame.headerLength)) else {
+        guard let packet = ARPPacket(validating: frame.suffix(from: UntaggedField.headerLength)) else {
             counters.malformed += 1
             return .consumed
         }
@@ -69,10 +69,10 @@ public struct ARPResponder: Sendable {
             counters.dropped += 1
             return .consumed
         }
-        UntaggedFrame.emitHeader(into: reply, destination: senderMAC, source: mac, etherType: .arp)
+        EthernetRepr(destination: senderMAC, source: mac, etherType: .arp).emit(into: reply)
         ARPRepr(operation: .reply, senderHardwareAddress: mac, senderProtocolAddress: address,
                 targetHardwareAddress: senderMAC, targetProtocolAddress: senderAddress)
-            .emit(into: reply.bytes(from: UntaggedFrame.headerLength))
+            .emit(into: reply.suffix(from: UntaggedField.headerLength))
         if senderAddress.rawValue == 0 { counters.probesAnswered += 1 } else { counters.requestsAnswered += 1 }
         return .reply(length: Self.replyLength)
     }

@@ -701,13 +701,12 @@ enum ClientKey: Hashable {
 
     /// FNV-1a (64-bit) of the key: the same in every run, unlike `Hasher`.
     var stableHash: UInt64 {
-        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
-        func mix(_ byte: UInt8) { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        var hash = FNV1a()
         switch self {
-        case .identifier(let bytes): mix(1); bytes.forEach(mix)
-        case .mac(let mac): mix(0); mac.octets.forEach(mix)
+        case .identifier(let bytes): hash.combine(1); hash.combine(contentsOf: bytes)
+        case .mac(let mac): hash.combine(0); hash.combine(contentsOf: mac.octets)
         }
-        return hash
+        return hash.value
     }
 }
 

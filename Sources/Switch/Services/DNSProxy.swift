@@ -1,5 +1,5 @@
 // DNSProxy: the gateway's DNS proxy as a transport-free state machine: DNS message bytes and the
-// time go in, answers for clients and queries for upstream resolvers come out (DESIGN §4).
+// time go in, answers for clients and queries for upstream resolvers come out (docs/DESIGN.md §4).
 //
 // Design note. The same core serves every transport: the isolated-mode responder hands it the UDP
 // payload of a frame; the host/shared-mode listeners hand it datagrams from a kernel UDP socket or

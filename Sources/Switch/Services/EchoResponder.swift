@@ -64,9 +64,9 @@ public struct EchoResponder: Sendable {
     /// Answers `frame` when it is an echo request to a gateway address, writing the reply frame at
     /// the start of `reply` (which must not overlap `frame`).
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
-        guard isolated, frame.count >= UntaggedFrame.headerLength,
-              frame.macAddress(at: UntaggedFrame.destination) == mac else { return .notMine }
-        switch frame.bigEndianUInt16(at: UntaggedFrame.etherType) {
+        guard isolated, frame.count >= UntaggedField.headerLength,
+              frame.macAddress(UntaggedField.destination) == mac else { return .notMine }
+        switch frame.be16(UntaggedField.etherType) {
         case EtherType.ipv4.rawValue: return respondIPv4(to: frame, into: reply)
         case EtherType.ipv6.rawValue: return respondIPv6(to: frame, into: reply)
         default: return .notMine
@@ -74,27 +74,26 @@ public struct EchoResponder: Sendable {
     }
 
     private mutating func respondIPv4(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
-        guard frame.count >= UntaggedFrame.ipv4Destination + 4,
-              frame.octet(at: UntaggedFrame.ipv4Protocol) == IPProtocol.icmp.rawValue,
-              frame.ipv4Address(at: UntaggedFrame.ipv4Destination) == ipv4 else { return .notMine }
-        guard let ip = IPv4Header(validating: frame.bytes(from: UntaggedFrame.headerLength)), ip.isChecksumValid
+        guard frame.count >= UntaggedField.ipv4Destination + 4,
+              frame.byte(UntaggedField.ipv4Protocol) == IPProtocol.icmp.rawValue,
+              frame.ipv4Address(UntaggedField.ipv4Destination) == ipv4 else { return .notMine }
+        guard let ip = IPv4Header(validating: frame.suffix(from: UntaggedField.headerLength)), ip.isChecksumValid
         else { return count(malformed: true) }
         guard !ip.isFragment else { return count(malformed: false) }
         guard let request = ICMPv4Message(validating: ip.payload) else { return count(malformed: true) }
         guard request.type == .echoRequest else { return .notMine }
         let source = ip.source
         guard request.isChecksumValid, source.rawValue != 0, source.rawValue >> 28 < 0xE, source != subnet.broadcast,
-              !frame.macAddress(at: UntaggedFrame.source).isMulticast else { return count(malformed: true) }
-        let ipStart = UntaggedFrame.headerLength, icmpStart = ipStart + IPv4Repr.headerLength
+              !frame.macAddress(UntaggedField.source).isMulticast else { return count(malformed: true) }
+        let ipStart = UntaggedField.headerLength, icmpStart = ipStart + IPv4Repr.headerLength
         let length = icmpStart + request.bytes.count
         guard reply.count >= length else { return count(malformed: false) }
 
-        UntaggedFrame.emitHeader(into: reply, destination: frame.macAddress(at: UntaggedFrame.source), source: mac,
-                                 etherType: .ipv4)
+        EthernetRepr(destination: frame.macAddress(UntaggedField.source), source: mac, etherType: .ipv4).emit(into: reply)
         IPv4Repr(source: ipv4, destination: source, protocol: .icmp, payloadLength: request.bytes.count,
                  timeToLive: Self.replyHopLimit, identification: 0, dontFragment: true)
-            .emit(into: reply.bytes(in: ipStart..<length))
-        let message = reply.bytes(in: icmpStart..<length)
+            .emit(into: reply.slice(ipStart..<length))
+        let message = reply.slice(icmpStart..<length)
         message.copyMemory(from: request.bytes)
         guard let echo = MutableICMPv4Message(validating: message) else { return count(malformed: true) }
         echo.type = .echoReply
@@ -105,35 +104,34 @@ public struct EchoResponder: Sendable {
     }
 
     private mutating func respondIPv6(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
-        guard let global, frame.count >= UntaggedFrame.ipv6Payload else { return .notMine }
-        let destination = frame.ipv6Address(at: UntaggedFrame.ipv6Destination)
+        guard let global, frame.count >= UntaggedField.ipv6Payload else { return .notMine }
+        let destination = frame.ipv6Address(UntaggedField.ipv6Destination)
         guard destination == linkLocal || destination == global else { return .notMine }
         // ICMPv6 right after the fixed header is the usual case: look at the type before judging
         // the rest, so a broken Neighbor Solicitation stays the NDP responder's.
-        let direct = frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue
+        let direct = frame.byte(UntaggedField.ipv6NextHeader) == IPProtocol.icmpv6.rawValue
         if direct {
-            guard frame.count > UntaggedFrame.ipv6Payload,
-                  frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.echoRequest.rawValue else { return .notMine }
+            guard frame.count > UntaggedField.ipv6Payload,
+                  frame.byte(UntaggedField.ipv6Payload) == ICMPv6Type.echoRequest.rawValue else { return .notMine }
         }
-        guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)),
+        guard let ip = IPv6Header(validating: frame.suffix(from: UntaggedField.headerLength)),
               let upper = ip.upperLayer() else { return direct ? count(malformed: true) : .notMine }
         guard upper.protocol == .icmpv6 else { return .notMine }
         guard upper.fragment == nil else { return count(malformed: false) }
-        guard let request = ICMPv6Message(validating: ip.bytes.bytes(from: upper.offset)) else { return count(malformed: true) }
+        guard let request = ICMPv6Message(validating: ip.bytes.suffix(from: upper.offset)) else { return count(malformed: true) }
         guard request.type == .echoRequest else { return .notMine }
         let source = ip.source
         guard request.isChecksumValid(pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
                   source: source, destination: destination, protocol: .icmpv6, length: request.bytes.count)),
               !source.isUnspecified, !source.isMulticast,
-              !frame.macAddress(at: UntaggedFrame.source).isMulticast else { return count(malformed: true) }
-        let icmpStart = UntaggedFrame.ipv6Payload, length = icmpStart + request.bytes.count
+              !frame.macAddress(UntaggedField.source).isMulticast else { return count(malformed: true) }
+        let icmpStart = UntaggedField.ipv6Payload, length = icmpStart + request.bytes.count
         guard reply.count >= length else { return count(malformed: false) }
 
-        UntaggedFrame.emitHeader(into: reply, destination: frame.macAddress(at: UntaggedFrame.source), source: mac,
-                                 etherType: .ipv6)
+        EthernetRepr(destination: frame.macAddress(UntaggedField.source), source: mac, etherType: .ipv6).emit(into: reply)
         IPv6Repr(source: destination, destination: source, nextHeader: .icmpv6, payloadLength: request.bytes.count,
-                 hopLimit: Self.replyHopLimit).emit(into: reply.bytes(from: UntaggedFrame.headerLength))
-        let message = reply.bytes(in: icmpStart..<length)
+                 hopLimit: Self.replyHopLimit).emit(into: reply.suffix(from: UntaggedField.headerLength))
+        let message = reply.slice(icmpStart..<length)
         message.copyMemory(from: request.bytes)
         guard let echo = MutableICMPv6Message(validating: message) else { return count(malformed: true) }
         echo.type = .echoReply

@@ -16,7 +16,7 @@ public enum Verdict: Equatable, Sendable {
     case reply(length: Int)
 }
 
-/// The gateway of one network as the services present it (DESIGN §1, §4).
+/// The gateway of one network as the services present it (docs/DESIGN.md §1, §4).
 public struct GatewayIdentity: Sendable, Equatable {
     /// The MAC the gateway answers with (virtual in `isolated` mode; the uplink's otherwise).
     public var mac: MACAddress

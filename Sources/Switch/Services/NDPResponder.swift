@@ -62,21 +62,21 @@ public struct NDPResponder: Sendable {
     /// Answers `frame` when it is a Neighbor Solicitation for a gateway address, writing the
     /// advertisement at the start of `reply` (which must not overlap `frame`).
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer) -> Verdict {
-        guard let global, frame.count > UntaggedFrame.ipv6Payload,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
-        let destinationMAC = frame.macAddress(at: UntaggedFrame.destination)
+        guard let global, frame.count > UntaggedField.ipv6Payload,
+              frame.be16(UntaggedField.etherType) == EtherType.ipv6.rawValue else { return .notMine }
+        let destinationMAC = frame.macAddress(UntaggedField.destination)
         guard destinationMAC == mac || destinationMAC == linkLocalGroupMAC || destinationMAC == globalGroupMAC,
-              frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
-              frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.neighborSolicitation.rawValue
+              frame.byte(UntaggedField.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
+              frame.byte(UntaggedField.ipv6Payload) == ICMPv6Type.neighborSolicitation.rawValue
         else { return .notMine }
         // The Target Address sits 8 bytes into the message; a message too short to hold it is a
         // truncated solicitation, and it came to a gateway MAC: drop it.
-        let targetOffset = UntaggedFrame.ipv6Payload + 8
+        let targetOffset = UntaggedField.ipv6Payload + 8
         guard frame.count >= targetOffset + 16 else { return malformed() }
-        let target = frame.ipv6Address(at: targetOffset)
+        let target = frame.ipv6Address(targetOffset)
         guard target == linkLocal || target == global else { return .notMine }
 
-        guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)),
+        guard let ip = IPv6Header(validating: frame.suffix(from: UntaggedField.headerLength)),
               ip.hopLimit == 255,
               let message = ICMPv6Message(validating: ip.payload),
               message.isChecksumValid(pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
@@ -94,7 +94,7 @@ public struct NDPResponder: Sendable {
             replyMAC = IPv6Address.allNodes.multicastMAC
             flags = [.router, .override]
         } else {
-            let senderMAC = solicitation.linkLayerAddress ?? frame.macAddress(at: UntaggedFrame.source)
+            let senderMAC = solicitation.linkLayerAddress ?? frame.macAddress(UntaggedField.source)
             guard toGroup || destination == target, !source.isMulticast, !senderMAC.isMulticast else { return malformed() }
             replyDestination = source
             replyMAC = senderMAC
@@ -106,10 +106,10 @@ public struct NDPResponder: Sendable {
         }
         let advertisement = NeighborRepr(type: .neighborAdvertisement, flags: flags, targetAddress: target,
                                          linkLayerAddress: mac)
-        UntaggedFrame.emitHeader(into: reply, destination: replyMAC, source: mac, etherType: .ipv6)
+        EthernetRepr(destination: replyMAC, source: mac, etherType: .ipv6).emit(into: reply)
         IPv6Repr(source: target, destination: replyDestination, nextHeader: .icmpv6, payloadLength: advertisement.length,
-                 hopLimit: 255).emit(into: reply.bytes(from: UntaggedFrame.headerLength))
-        advertisement.emit(into: reply.bytes(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
+                 hopLimit: 255).emit(into: reply.suffix(from: UntaggedField.headerLength))
+        advertisement.emit(into: reply.suffix(from: UntaggedField.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
             source: target, destination: replyDestination, protocol: .icmpv6, length: advertisement.length))
         if source.isUnspecified { counters.duplicateAddressProbesAnswered += 1 } else { counters.solicitationsAnswered += 1 }
         return .reply(length: Self.replyLength)

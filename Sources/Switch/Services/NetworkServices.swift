@@ -126,7 +126,7 @@ final class NetworkServices {
         }
     }
 
-    /// DESIGN §5: second host .. last host, without the gateway (when it is the first host the
+    /// docs/DESIGN.md §5: second host .. last host, without the gateway (when it is the first host the
     /// range starts after it; a gateway elsewhere is excluded by the DHCP server itself).
     static func defaultRange(_ subnet: IPv4Subnet, gateway: IPv4Address) -> ClosedRange<IPv4Address> {
         let first = IPv4Address(rawValue: subnet.firstHost.rawValue + 1)

@@ -1,49 +1,12 @@
-// ResponderSupport: the few raw reads and the Ethernet emission the responders share.
+// ResponderSupport: the offsets in an untagged frame that the responders share.
 //
 // Responders look at an EtherType, a destination MAC and an address or two before deciding a
-// frame is not theirs; these reads are bounds-checked by the callers' length guards, not here.
+// frame is not theirs; they read them with Proto's ByteAccess (`be16`, `macAddress`, ...), and the
+// offsets are bounds-checked by the callers' length guards, not here.
 import Proto
 
-extension UnsafeRawBufferPointer {
-    /// The octet at `offset`.
-    @inline(__always)
-    func octet(at offset: Int) -> UInt8 { load(fromByteOffset: offset, as: UInt8.self) }
-
-    /// The big-endian 16-bit field at `offset`.
-    @inline(__always)
-    func bigEndianUInt16(at offset: Int) -> UInt16 {
-        UInt16(bigEndian: loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-    }
-
-    /// The MAC address at `offset`.
-    @inline(__always)
-    func macAddress(at offset: Int) -> MACAddress { MACAddress(loading: baseAddress! + offset) }
-
-    /// The IPv4 address at `offset`.
-    @inline(__always)
-    func ipv4Address(at offset: Int) -> IPv4Address { IPv4Address(loading: baseAddress! + offset) }
-
-    /// The IPv6 address at `offset`.
-    @inline(__always)
-    func ipv6Address(at offset: Int) -> IPv6Address { IPv6Address(loading: baseAddress! + offset) }
-
-    /// The bytes from `offset` to the end, as their own buffer.
-    @inline(__always)
-    func bytes(from offset: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: self[offset...]) }
-}
-
-extension UnsafeMutableRawBufferPointer {
-    /// The bytes from `offset` to the end, as their own buffer.
-    @inline(__always)
-    func bytes(from offset: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: self[offset...]) }
-
-    /// The bytes in `range`, as their own buffer.
-    @inline(__always)
-    func bytes(in range: Range<Int>) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: self[range]) }
-}
-
 /// Offsets in an untagged Ethernet frame that the responders peek at before validating anything.
-enum UntaggedFrame {
+enum UntaggedField {
     /// Destination MAC.
     static let destination = 0
     /// Source MAC.
@@ -61,11 +24,4 @@ enum UntaggedFrame {
     /// IPv4 Protocol and Destination (RFC 791 §3.1), from the frame start.
     static let ipv4Protocol = 14 + 9
     static let ipv4Destination = 14 + 16
-
-    /// Writes an untagged Ethernet header at the start of `reply`.
-    @inline(__always)
-    static func emitHeader(into reply: UnsafeMutableRawBufferPointer, destination: MACAddress, source: MACAddress,
-                           etherType: EtherType) {
-        EthernetRepr(destination: destination, source: source, etherType: etherType).emit(into: reply)
-    }
 }

@@ -97,24 +97,24 @@ public struct RouterAdvertiser: Sendable {
     }
 
     /// Bytes of an advertisement frame (0 without IPv6).
-    public var replyLength: Int { advertisement.map { UntaggedFrame.ipv6Payload + $0.length } ?? 0 }
+    public var replyLength: Int { advertisement.map { UntaggedField.ipv6Payload + $0.length } ?? 0 }
 
     /// Answers `frame` when it is a Router Solicitation to all-routers or a gateway address, writing
     /// the advertisement at the start of `reply` (which must not overlap `frame`). `now` is in
     /// seconds on any monotonic clock; it only rate-limits answers to all-nodes.
     public mutating func respond(to frame: UnsafeRawBufferPointer, into reply: UnsafeMutableRawBufferPointer,
                                  now: Double) -> Verdict {
-        guard let advertisement, frame.count > UntaggedFrame.ipv6Payload,
-              frame.bigEndianUInt16(at: UntaggedFrame.etherType) == EtherType.ipv6.rawValue else { return .notMine }
-        let destinationMAC = frame.macAddress(at: UntaggedFrame.destination)
+        guard let advertisement, frame.count > UntaggedField.ipv6Payload,
+              frame.be16(UntaggedField.etherType) == EtherType.ipv6.rawValue else { return .notMine }
+        let destinationMAC = frame.macAddress(UntaggedField.destination)
         guard destinationMAC == IPv6Address.allRouters.multicastMAC || destinationMAC == mac,
-              frame.octet(at: UntaggedFrame.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
-              frame.octet(at: UntaggedFrame.ipv6Payload) == ICMPv6Type.routerSolicitation.rawValue
+              frame.byte(UntaggedField.ipv6NextHeader) == IPProtocol.icmpv6.rawValue,
+              frame.byte(UntaggedField.ipv6Payload) == ICMPv6Type.routerSolicitation.rawValue
         else { return .notMine }
-        let destination = frame.ipv6Address(at: UntaggedFrame.ipv6Destination)
+        let destination = frame.ipv6Address(UntaggedField.ipv6Destination)
         guard destination == .allRouters || destination == linkLocal || destination == global else { return .notMine }
 
-        guard let ip = IPv6Header(validating: frame.bytes(from: UntaggedFrame.headerLength)), ip.hopLimit == 255,
+        guard let ip = IPv6Header(validating: frame.suffix(from: UntaggedField.headerLength)), ip.hopLimit == 255,
               let message = ICMPv6Message(validating: ip.payload),
               message.isChecksumValid(pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
                   source: ip.source, destination: destination, protocol: .icmpv6, length: message.bytes.count)),
@@ -132,7 +132,7 @@ public struct RouterAdvertiser: Sendable {
             replyDestination = .allNodes
             replyMAC = IPv6Address.allNodes.multicastMAC
         } else {
-            let senderMAC = solicitation.sourceLinkLayerAddress ?? frame.macAddress(at: UntaggedFrame.source)
+            let senderMAC = solicitation.sourceLinkLayerAddress ?? frame.macAddress(UntaggedField.source)
             guard !source.isMulticast, !senderMAC.isMulticast else { return malformed() }
             replyDestination = source
             replyMAC = senderMAC
@@ -170,12 +170,12 @@ public struct RouterAdvertiser: Sendable {
 
     private func emit(_ advertisement: RouterAdvertisementRepr, to destination: IPv6Address, at destinationMAC: MACAddress,
                       into reply: UnsafeMutableRawBufferPointer) -> Int {
-        UntaggedFrame.emitHeader(into: reply, destination: destinationMAC, source: mac, etherType: .ipv6)
+        EthernetRepr(destination: destinationMAC, source: mac, etherType: .ipv6).emit(into: reply)
         IPv6Repr(source: linkLocal, destination: destination, nextHeader: .icmpv6, payloadLength: advertisement.length,
-                 hopLimit: 255).emit(into: reply.bytes(from: UntaggedFrame.headerLength))
-        advertisement.emit(into: reply.bytes(from: UntaggedFrame.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
+                 hopLimit: 255).emit(into: reply.suffix(from: UntaggedField.headerLength))
+        advertisement.emit(into: reply.suffix(from: UntaggedField.ipv6Payload), pseudoHeaderSum: InternetChecksum.pseudoHeaderSum(
             source: linkLocal, destination: destination, protocol: .icmpv6, length: advertisement.length))
-        return UntaggedFrame.ipv6Payload + advertisement.length
+        return UntaggedField.ipv6Payload + advertisement.length
     }
 
     private mutating func malformed() -> Verdict {

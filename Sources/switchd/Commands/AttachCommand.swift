@@ -1,4 +1,4 @@
-// AttachCommand: `switchd attach`, a new port handed to a command as an inherited socket (DESIGN §6).
+// AttachCommand: `switchd attach`, a new port handed to a command as an inherited socket (docs/DESIGN.md §6).
 import ArgumentParser
 import Glibc
 import Switch

@@ -10,25 +10,13 @@ struct LeasesCommand: SwitchdCommand {
         discussion: "--json prints the `leases` array of `status --json` (docs/status-json.md) for that network."
     )
 
-    @Argument(help: "The network.")
-    var network: String
-
-    @Flag(help: "Print JSON instead of a table.")
-    var json = false
-
-    @OptionGroup var locate: LocateOptions
+    @OptionGroup var options: NetworkTableOptions
 
     func execute() throws {
-        let networks = try locate.client().send(.status).networks ?? []
-        guard let found = networks.first(where: { $0.name == network }) else {
-            throw ValidationError("no network named \(network) (there are: \(networks.map(\.name).joined(separator: ", ")))")
+        let networks = try options.locate.client().send(.status).networks ?? []
+        guard let found = networks.first(where: { $0.name == options.network }) else {
+            throw ValidationError("no network named \(options.network) (there are: \(networks.map(\.name).joined(separator: ", ")))")
         }
-        if json {
-            print(StatusReport.prettyJSON(found.leases))
-        } else if found.leases.isEmpty {
-            print("no leases")
-        } else {
-            print(StatusReport.leaseTable(found.leases), terminator: "")
-        }
+        options.show(found.leases, empty: "no leases", table: StatusReport.leaseTable)
     }
 }

@@ -1,7 +1,7 @@
 // LocateOptions: how client commands find the daemon's control socket.
 import ArgumentParser
 
-/// `--run-dir DIR`, else `--config FILE`'s `runDir`, else `$SWITCHD_RUN_DIR`, else the default (DESIGN §6).
+/// `--run-dir DIR`, else `--config FILE`'s `runDir`, else `$SWITCHD_RUN_DIR`, else the default (docs/DESIGN.md §6).
 struct LocateOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The daemon's run directory (holds control.sock).", valueName: "DIR"))
     var runDir: String?

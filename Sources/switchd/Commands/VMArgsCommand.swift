@@ -17,8 +17,7 @@ enum VMRecipes {
     /// The default MAC: QEMU's locally administered 52:54:00 prefix (bit 1 of the first byte set) and 24
     /// bits of FNV-1a over "switchd-vm/NETWORK/NAME", so a VM name gives the same MAC every time.
     static func defaultMAC(network: String, name: String) -> MACAddress {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in "switchd-vm/\(network)/\(name)".utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        let h = FNV1a.hash("switchd-vm/\(network)/\(name)".utf8)
         return MACAddress(rawValue: 0x5254_0000_0000 | (h & 0xFF_FFFF))
     }
 

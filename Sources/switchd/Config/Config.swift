@@ -1,4 +1,4 @@
-// Config: the daemon's configuration file (DESIGN §5) read into Switch's typed specs.
+// Config: the daemon's configuration file (docs/DESIGN.md §5) read into Switch's typed specs.
 import Foundation
 import Proto
 import Switch
@@ -10,10 +10,10 @@ struct Config: Equatable {
     /// Absolute; nil when the file does not set it.
     var runDir: String?
     var stateDir: String?
-    /// Group allowed to use the control socket (DESIGN §6).
+    /// Group allowed to use the control socket (docs/DESIGN.md §6).
     var controlGroup: String?
 
-    /// Used when no file is given: Lima's vmnet defaults (DESIGN §5), every other setting at its default.
+    /// Used when no file is given: Lima's vmnet defaults (docs/DESIGN.md §5), every other setting at its default.
     static let builtIn = Config(networks: [
         NetworkSpec(name: "shared", mode: .shared, subnet: IPv4Subnet("192.168.107.0/24")!),
         NetworkSpec(name: "host", mode: .host, subnet: IPv4Subnet("192.168.108.0/24")!),

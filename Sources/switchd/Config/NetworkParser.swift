@@ -1,11 +1,11 @@
-// NetworkParser: one network's settings (DESIGN §5 table) read into a NetworkSpec.
+// NetworkParser: one network's settings (docs/DESIGN.md §5 table) read into a NetworkSpec.
 import Glibc
 import Proto
 import Switch
 
 /// Reads one entry of `networks:` (or Lima's `vmnet:`), applying defaults and checking every value.
 enum NetworkParser {
-    /// Every key of a network (DESIGN §5).
+    /// Every key of a network (docs/DESIGN.md §5).
     static let keys: Set<String> = [
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
@@ -38,7 +38,7 @@ enum NetworkParser {
             ConfigError(file: key.file, line: key.line, key: "\(key.path).\(setting)", reason: reason)
         }
 
-        var mode = NetworkMode.shared  // the default when not given (DESIGN §5)
+        var mode = NetworkMode.shared  // the default when not given (docs/DESIGN.md §5)
         if let modeValue = values["mode"] {
             let modeText = try modeValue.string()
             guard let given = NetworkMode(rawValue: modeText) else {
@@ -179,7 +179,7 @@ enum NetworkParser {
         return address
     }
 
-    /// The gateway services' keys (DESIGN §5).
+    /// The gateway services' keys (docs/DESIGN.md §5).
     private static func services(_ values: [String: ConfigValue], subnet: IPv4Subnet, gateway: IPv4Address)
         throws(ConfigError) -> ServicesSpec {
         var services = ServicesSpec()

@@ -113,7 +113,7 @@ final class ControlServer: @unchecked Sendable {
     /// Answers each line of one connection until it closes, sends a line over the limit or something that
     /// is not a request at all. Ports it attached (its leases) go when it ends.
     private func serveConnection(_ connection: UnixSocket, peer: PeerCredentials, privileged: Bool, _ service: ControlService) {
-        var leases: [Lease] = []
+        var leases: [AttachLease] = []
         // Captures live in the session; like attached ports, the connection is their lease.
         let session = ControlSession()
         /// Whether this connection still holds a slot of `admission` (a lease holder does not).

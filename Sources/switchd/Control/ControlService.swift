@@ -30,7 +30,7 @@ struct ControlGroup: Equatable, Sendable {
     var gid: UInt32
 }
 
-/// Who may change the switch (DESIGN §6): root, the daemon's own user (who could ptrace it anyway), and
+/// Who may change the switch (docs/DESIGN.md §6): root, the daemon's own user (who could ptrace it anyway), and
 /// members of `controlGroup` by primary or supplementary group. Anyone who can connect may read.
 struct AccessPolicy: Equatable, Sendable {
     var privilegedUIDs: Set<UInt32>
@@ -52,8 +52,8 @@ struct AccessPolicy: Equatable, Sendable {
     }
 }
 
-/// A port that lives as long as the control connection that asked for it (`attach`, DESIGN §6).
-struct Lease: Equatable, Sendable {
+/// A port that lives as long as the control connection that asked for it (`attach`, docs/DESIGN.md §6).
+struct AttachLease: Equatable, Sendable {
     var network: String
     var port: String
 }
@@ -72,7 +72,7 @@ struct ControlService: Sendable {
     /// starts, and whether the server should close the connection after replying.
     struct Response {
         var reply: ControlReply
-        var attached: (lease: Lease, port: AttachedPort)? = nil
+        var attached: (lease: AttachLease, port: AttachedPort)? = nil
         var closesConnection = false
     }
 
@@ -111,7 +111,7 @@ struct ControlService: Sendable {
                 return Response(reply: .success())
             case .attach(let network, let kind, let offload):
                 let port = try handler.attach(network: network, kind: kind, offload: offload, peer: "attach:\(peer.pid)")
-                return Response(reply: .success(port: port.id), attached: (Lease(network: network, port: port.id), port))
+                return Response(reply: .success(port: port.id), attached: (AttachLease(network: network, port: port.id), port))
             case .fdb(let network):
                 return Response(reply: .success(fdb: try handler.fdb(network: network)))
             case .capture(let network, let port, let filter):
@@ -131,7 +131,7 @@ struct ControlService: Sendable {
     }
 
     /// Ends a lease: its port goes (unless it went already, e.g. a stream port at EOF).
-    func release(_ lease: Lease) {
+    func release(_ lease: AttachLease) {
         Log.info("network \(lease.network): the switchd attach connection of port \(lease.port) closed")
         do {
             try handler.removePort(network: lease.network, id: lease.port)
@@ -142,7 +142,7 @@ struct ControlService: Sendable {
 }
 
 /// What one control connection holds between its requests: a capture, which lasts as long as the
-/// connection does (the connection is its lease, DESIGN §6), and the fd its reply passes.
+/// connection does (the connection is its lease, docs/DESIGN.md §6), and the fd its reply passes.
 final class ControlSession {
     private(set) var capture: Capture?
     private var passing: Int32 = -1

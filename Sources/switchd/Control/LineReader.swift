@@ -2,7 +2,7 @@
 
 /// Accumulates bytes read from a connection and hands out complete lines (without `\n`).
 struct LineReader {
-    /// Requests may be up to 64 KiB, not counting the newline (DESIGN §6).
+    /// Requests may be up to 64 KiB, not counting the newline (docs/DESIGN.md §6).
     static let defaultLimit = 64 * 1024
 
     let limit: Int

@@ -244,10 +244,6 @@ func fuzzTCP(_ input: UnsafeRawBufferPointer) {
     }
 }
 
-private extension UnsafeMutableRawBufferPointer {
-    func suffix(from offset: Int) -> UnsafeMutableRawBufferPointer { UnsafeMutableRawBufferPointer(rebasing: self[offset...]) }
-}
-
 /// DHCP (RFC 2131/2132): parse, every typed accessor, emit, re-parse to the same message.
 func fuzzDHCP(_ input: UnsafeRawBufferPointer) {
     guard let message = DHCPMessage.parse(input) else { return }
