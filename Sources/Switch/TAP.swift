@@ -61,9 +61,9 @@ enum TAP {
         r = sw_if_set_mtu(name, Int32(mtu))
         guard r == 0 else { throw fail("cannot set MTU \(mtu): \(errnoText(-r))") }
         if let netns {
-            let move = runProgram(["ip", "link", "set", "dev", name, "netns", netns])
+            let move = Program.run(["ip", "link", "set", "dev", name, "netns", netns])
             guard move.status == 0 else { throw fail("cannot move into namespace \(netns): \(move.output)") }
-            let up = runProgram(["ip", "-n", netns, "link", "set", "dev", name, "up"])
+            let up = Program.run(["ip", "-n", netns, "link", "set", "dev", name, "up"])
             guard up.status == 0 else { throw fail("cannot bring up in namespace \(netns): \(up.output)") }
         } else {
             r = sw_if_set_up(name)
