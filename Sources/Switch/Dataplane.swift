@@ -1,5 +1,4 @@
 // Dataplane: the public face of the forwarding thread (start, stop, ports, status).
-import CSwitchShims
 import Glibc
 import Proto
 import SwitchSys
