@@ -129,7 +129,7 @@ final class HousekeeperTests: XCTestCase {
         let spec = NetworkSpec(name: "hk", subnet: IPv4Subnet("192.168.107.0/24")!)
         let dataplane = try Dataplane(runDir: run, stateDir: state, network: spec)
         try dataplane.start()
-        let (ours, theirs) = try Socket.pair(Int32(SOCK_DGRAM.rawValue))
+        let (ours, theirs) = try Socket.connectedPair(Int32(SOCK_DGRAM.rawValue))
         defer { close(theirs) }
         let command = LoopCommand(.attach(fd: ours, kind: .dgram, offload: false, peer: "test"))
         XCTAssertTrue(dataplane.runOnLoop(command, runHere: false))

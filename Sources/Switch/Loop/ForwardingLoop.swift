@@ -132,7 +132,7 @@ final class ForwardingLoop {
 
     init(spec: NetworkSpec, sockets: NetworkSockets, stateDir: String?, commands: CommandQueue,
          housekeeper: Housekeeper? = nil) throws(SwitchError) {
-        ring = try IOUring(entries: 4096)
+        do { ring = try IOUring(queueDepth: 4096) } catch { throw SwitchError(error) }
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
         shares = ReceiveShares(maxPorts: Self.maxPorts)

@@ -112,7 +112,7 @@ extension ForwardingLoop {
     private func addDgramPeer(address: UnixAddress, vfkit: Bool, offload: Bool) -> UInt16? {
         var kind = PortKind.dgramShared
         var fd: Int32 = -1
-        if !vfkit, let socket = try? Socket.make(Int32(SOCK_DGRAM.rawValue)) {
+        if !vfkit, let socket = try? Socket.open(Int32(SOCK_DGRAM.rawValue)) {
             // A socket of its own, connected to the peer: its send buffer and writability are this
             // peer's alone, so a peer that stops reading stalls nothing else (docs/DESIGN.md §3).
             Socket.setOption(socket, SOL_SOCKET, SO_SNDBUF, 1 << 20)
@@ -153,7 +153,7 @@ extension ForwardingLoop {
             let slot = portList[i]
             i += 1
             guard let address = ports[Int(slot)].address, ports[Int(slot)].lastReceive != now else { continue }
-            guard let probe = try? Socket.make(Int32(SOCK_DGRAM.rawValue)) else { continue }
+            guard let probe = try? Socket.open(Int32(SOCK_DGRAM.rawValue)) else { continue }
             let r = Socket.connect(probe, to: address.pointee)
             close(probe)
             if r == ECONNREFUSED || r == ENOENT {
