@@ -32,10 +32,9 @@ let package = Package(
         // The only target that calls Glibc/liburing/the shims for syscalls; it knows nothing of Switch
         // (Proto only for the address values of InetSocketAddress).
         .target(name: "SwitchSys", dependencies: ["Proto", "CLiburing", "CSwitchShims"], swiftSettings: release),
-        // The dataplane: ports, io_uring loop, forwarding table. (It still imports CLiburing and
-        // CSwitchShims directly for the loop's io_uring_prep_* calls and the TAP/packet shims, until
-        // those go through SwitchSys's typed API.)
-        .target(name: "Switch", dependencies: ["Proto", "SwitchSys", "CLiburing", "CSwitchShims", "CPcap"],
+        // The dataplane: ports, io_uring loop, forwarding table. Its syscalls go through SwitchSys
+        // (CPcap only for the pcap file format of captures).
+        .target(name: "Switch", dependencies: ["Proto", "SwitchSys", "CPcap"],
                 swiftSettings: release),
         // The executable: CLI, config, control socket.
         .executableTarget(name: "switchd", dependencies: [

@@ -1,5 +1,4 @@
 // Dataplane: the public face of the forwarding thread (start, stop, ports, status).
-import CSwitchShims
 import Glibc
 import Proto
 import SwitchSys
@@ -31,9 +30,9 @@ public final class Dataplane: @unchecked Sendable {
             }
             sockets = NetworkSockets()  // from here on, a failure removes the directory
             sockets!.dgram = try Self.bindDgram(path: "\(dir)/dgram.sock")
-            sockets!.stream = try Socket.listenUnix(path: "\(dir)/stream.sock")
+            sockets!.stream = try Self.listenStream(path: "\(dir)/stream.sock")
             sockets!.dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
-            sockets!.streamOffload = try Socket.listenUnix(path: "\(dir)/stream-offload.sock")
+            sockets!.streamOffload = try Self.listenStream(path: "\(dir)/stream-offload.sock")
             loop = try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands,
                                       housekeeper: housekeeper)
         } catch {
@@ -91,8 +90,13 @@ public final class Dataplane: @unchecked Sendable {
     /// The file names of a network's sockets under RUNDIR/NAME/.
     static let socketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock"]
 
+    private static func listenStream(path: String) throws(SwitchError) -> Int32 {
+        do { return try Socket.listening(unixPath: path) } catch { throw SwitchError(error) }
+    }
+
     private static func bindDgram(path: String) throws(SwitchError) -> Int32 {
-        let fd = try Socket.bindUnix(Int32(SOCK_DGRAM.rawValue), path: path)
+        let fd: Int32
+        do { fd = try Socket.bound(Int32(SOCK_DGRAM.rawValue), unixPath: path) } catch { throw SwitchError(error) }
         // Replies to peers that only accept datagrams from this socket go out through it: a large
         // send buffer keeps a few frames per peer in flight (docs/DESIGN.md §3).
         Socket.setOption(fd, SOL_SOCKET, SO_SNDBUFFORCE, 8 << 20)
@@ -189,7 +193,8 @@ public final class Dataplane: @unchecked Sendable {
     /// frame when nil). The records go to the returned capture's reader end (`takeReaderFD`).
     public func startCapture(network name: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture {
         try checkNetwork(name)
-        let (writer, reader) = try CaptureSocket.pair()
+        let writer: Int32, reader: Int32
+        do { (writer, reader) = try CaptureSocket.open() } catch { throw SwitchError(error) }
         let program = filter?.makeProgram()
         let command = LoopCommand(.addCapture(CaptureSetup(fd: writer, port: port, program: program)))
         do throws(SwitchError) {
@@ -232,7 +237,10 @@ extension Dataplane {
     /// what `status` shows as the port's peer.
     public func attach(network name: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort {
         try checkNetwork(name)
-        let (ours, theirs) = try Socket.pair(kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue))
+        let ours: Int32, theirs: Int32
+        do {
+            (ours, theirs) = try Socket.connectedPair(kind == .stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue))
+        } catch { throw SwitchError(error) }
         // Datagrams wait in the sender's buffer until read: 1 MiB each way keeps a burst in flight.
         for fd in [ours, theirs] { Socket.setOption(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20) }
         let command = LoopCommand(.attach(fd: ours, kind: kind, offload: offload, peer: peer))

@@ -7,13 +7,12 @@
 // host and shared modes the uplink's gateway address is local to the same host, and the kernel
 // would otherwise answer the guest's ARP for the gateway with the link's MAC, pulling the guest's
 // gateway traffic away from the uplink. Both are restored when the port goes (docs/DESIGN.md §2).
-import CSwitchShims
 import Glibc
 import SwitchSys
 
 enum Link {
     /// True when an interface of that name exists in switchd's namespace.
-    static func exists(_ name: String) -> Bool { sw_if_index(name) > 0 }
+    static func exists(_ name: String) -> Bool { NetworkInterface.index(name) != nil }
 
     /// Opens interface `name`: returns the fd, the virtio-net header size, and whether IPv6 was on
     /// (and has been turned off).
@@ -25,16 +24,16 @@ enum Link {
         var arpIgnore = Sysctl.read(arpIgnorePath(name))
         if arpIgnore == "8" || !Sysctl.write(arpIgnorePath(name), "8") { arpIgnore = nil }
         // QEMU leaves a TAP it opened with script=no down; frames written to a down TAP are lost.
-        let up = sw_if_set_up(name)
-        var headerSize: Int32 = 0
-        let fd = up == 0 ? sw_packet_open(name, &headerSize) : up
-        guard fd >= 0 else {
+        do {
+            try NetworkInterface.setUp(name)
+            let socket = try PacketSocket.open(interface: name)
+            return (socket.fd, socket.headerSize, hadIPv6, arpIgnore)
+        } catch {
             if hadIPv6 { setIPv6(interface: name, enabled: true) }
             if let arpIgnore { _ = Sysctl.write(arpIgnorePath(name), arpIgnore) }
-            throw SwitchError(-fd == EPERM ? "joining \(name) needs CAP_NET_ADMIN and CAP_NET_RAW"
-                                           : "cannot join interface \(name): \(errnoText(-fd))")
+            throw SwitchError(error.errno == .EPERM ? "joining \(name) needs CAP_NET_ADMIN and CAP_NET_RAW"
+                                                    : "cannot join interface \(name): \(error.errno)")
         }
-        return (fd, Int(headerSize), hadIPv6, arpIgnore)
     }
 
     private static func arpIgnorePath(_ name: String) -> String { "/proc/sys/net/ipv4/conf/\(name)/arp_ignore" }

@@ -1,11 +1,10 @@
-// SysAdapters: the dataplane's view of SwitchSys: pool-backed buffer rings, and the SysError-to-SwitchError shapes the loop files call.
+// SysAdapters: the dataplane's view of SwitchSys: pool-backed buffer rings, and `startThread` (PosixThread.start throwing SwitchError).
 //
 // SwitchSys throws `SysError`; Switch's functions throw `SwitchError` (typed), so each throwing
-// SwitchSys call made from a `throws(SwitchError)` function needs its error converted. These keep
-// the call shapes the loop files (ForwardingLoop, ReceiveShares, Dataplane) used before SwitchSys
-// existed, with the same messages; once those files convert at their call sites
-// (`catch { throw SwitchError(error) }`), the forwarding shapes here can go. `BufferRing` stays:
-// pool slots are a dataplane concept, the kernel ring (`ProvidedBufferRing`) is not.
+// SwitchSys call made from a `throws(SwitchError)` function converts at its call site
+// (`catch { throw SwitchError(error) }`). `startThread` is the one forwarding shape left: the
+// Housekeeper and the DNS server still call it. `BufferRing` stays: pool slots are a dataplane
+// concept, the kernel ring (`ProvidedBufferRing`) is not.
 import Glibc
 import Proto
 import SwitchSys
@@ -65,42 +64,6 @@ struct BufferRing {
     /// The kernel took `slot` (named in a completion): it now belongs to the caller.
     @inline(__always)
     mutating func taken(_ slot: UInt32) { ring.taken(slot) }
-}
-
-extension IOUring {
-    /// The loop's ring of `entries` submission entries.
-    convenience init(entries: UInt32) throws(SwitchError) {
-        do { try self.init(queueDepth: entries) } catch { throw SwitchError(error) }
-    }
-}
-
-extension Socket {
-    /// `Socket.open`, throwing SwitchError.
-    static func make(_ type: Int32, domain: Int32 = AF_UNIX) throws(SwitchError) -> Int32 {
-        do { return try open(type, domain: domain) } catch { throw SwitchError(error) }
-    }
-
-    /// `Socket.bound(_:unixPath:)`, throwing SwitchError: a unix socket of `type` bound at `path`.
-    static func bindUnix(_ type: Int32, path: String) throws(SwitchError) -> Int32 {
-        do { return try bound(type, unixPath: path) } catch { throw SwitchError(error) }
-    }
-
-    /// `Socket.listening(unixPath:)`, throwing SwitchError.
-    static func listenUnix(path: String) throws(SwitchError) -> Int32 {
-        do { return try listening(unixPath: path) } catch { throw SwitchError(error) }
-    }
-
-    /// `Socket.connectedPair`, throwing SwitchError.
-    static func pair(_ type: Int32) throws(SwitchError) -> (Int32, Int32) {
-        do { return try connectedPair(type) } catch { throw SwitchError(error) }
-    }
-}
-
-extension CaptureSocket {
-    /// `CaptureSocket.open`, throwing SwitchError.
-    static func pair() throws(SwitchError) -> (writer: Int32, reader: Int32) {
-        do { return try open() } catch { throw SwitchError(error) }
-    }
 }
 
 /// `PosixThread.start`, throwing SwitchError.

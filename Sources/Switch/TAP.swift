@@ -1,5 +1,4 @@
 // TAP: creating a TAP device for a `tap` port (control thread only, never the forwarding loop).
-import CSwitchShims
 import Glibc
 import Proto
 import SwitchSys
@@ -34,14 +33,13 @@ enum TAP {
                 throw SwitchError("network namespace '\(netns)' does not exist")
             }
         }
-        var actual = [CChar](repeating: 0, count: 16)
-        let fd = sw_tap_open(name, &actual)
-        guard fd >= 0 else {
-            switch -fd {
+        let fd: Int32
+        do { fd = try TAPDevice.open(name: name) } catch {
+            switch error.errno.rawValue {
             case EBUSY: throw SwitchError("interface \(name) exists and is in use")
             case EINVAL: throw SwitchError("interface \(name) exists and is not a TAP")
             case EPERM: throw SwitchError("creating TAP \(name) needs CAP_NET_ADMIN")
-            default: throw SwitchError("cannot create TAP \(name): \(errnoText(-fd))")
+            default: throw SwitchError("cannot create TAP \(name): \(error.errno)")
             }
         }
         func fail(_ message: String) -> SwitchError {
@@ -51,23 +49,19 @@ enum TAP {
         // Accept what the kernel can hand over: partial checksums and TCP/UDP super-frames, passed
         // whole to every port that takes them and cut per egress for the others (docs/DESIGN.md §3).
         if !offloadsEnabled {
-            _ = sw_tap_set_offload(fd, 0)
-        } else if sw_tap_set_offload(fd, offloads) != 0 && sw_tap_set_offload(fd, offloads & ~(usoV4 | usoV6)) != 0 {
-            _ = sw_tap_set_offload(fd, 0)
+            TAPDevice.setOffload(fd: fd, 0)
+        } else if !TAPDevice.setOffload(fd: fd, offloads) && !TAPDevice.setOffload(fd: fd, offloads & ~(usoV4 | usoV6)) {
+            TAPDevice.setOffload(fd: fd, 0)
         }
-        let octets = mac.octets
-        var r = sw_if_set_mac(name, octets)
-        guard r == 0 else { throw fail("cannot set MAC \(mac): \(errnoText(-r))") }
-        r = sw_if_set_mtu(name, Int32(mtu))
-        guard r == 0 else { throw fail("cannot set MTU \(mtu): \(errnoText(-r))") }
+        do { try NetworkInterface.setMAC(name, mac.octets) } catch { throw fail("cannot set MAC \(mac): \(error.errno)") }
+        do { try NetworkInterface.setMTU(name, Int32(mtu)) } catch { throw fail("cannot set MTU \(mtu): \(error.errno)") }
         if let netns {
-            let move = runProgram(["ip", "link", "set", "dev", name, "netns", netns])
+            let move = Program.run(["ip", "link", "set", "dev", name, "netns", netns])
             guard move.status == 0 else { throw fail("cannot move into namespace \(netns): \(move.output)") }
-            let up = runProgram(["ip", "-n", netns, "link", "set", "dev", name, "up"])
+            let up = Program.run(["ip", "-n", netns, "link", "set", "dev", name, "up"])
             guard up.status == 0 else { throw fail("cannot bring up in namespace \(netns): \(up.output)") }
         } else {
-            r = sw_if_set_up(name)
-            guard r == 0 else { throw fail("cannot bring up: \(errnoText(-r))") }
+            do { try NetworkInterface.setUp(name) } catch { throw fail("cannot bring up: \(error.errno)") }
         }
         return fd
     }

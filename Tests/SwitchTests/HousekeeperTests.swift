@@ -1,7 +1,7 @@
 // Housekeeper: lease saves run on its thread, coalesce in a burst, end with the latest snapshot, and flush on stop;
 // periodic jobs (the resolv.conf check) run there too and hand their results over in a Mailbox.
 import Foundation
-import CSwitchShims
+import SwitchSys
 import Glibc
 import XCTest
 import Proto
@@ -22,7 +22,7 @@ final class SlowRecordingStore: LeaseStore, @unchecked Sendable {
         usleep(delay)
         lock.lock(); defer { lock.unlock() }
         saved.append(leases)
-        threads.insert(sw_gettid())
+        threads.insert(PosixThread.currentID())
     }
 
     var saves: [[Lease]] { lock.lock(); defer { lock.unlock() }; return saved }
@@ -44,7 +44,7 @@ final class HousekeeperTests: XCTestCase {
         housekeeper.waitUntilIdle()
         let saves = slow.saves
         print("200 leases in \(elapsed) s; \(saves.count) saves written")
-        XCTAssertFalse(slow.savingThreads.contains(sw_gettid()), "no save ran on the thread that served DHCP")
+        XCTAssertFalse(slow.savingThreads.contains(PosixThread.currentID()), "no save ran on the thread that served DHCP")
         XCTAssertEqual(slow.savingThreads.count, 1)
         XCTAssertLessThan(saves.count, 200, "saves coalesce")
         XCTAssertGreaterThanOrEqual(saves.count, 1)
@@ -115,7 +115,7 @@ final class HousekeeperTests: XCTestCase {
         XCTAssertEqual(taken, [.ipv4(IPv4Address(192, 0, 2, 2)), .ipv4(IPv4Address(192, 0, 2, 3))])
         XCTAssertNil(mailbox.take(), "taken once")
         XCTAssertGreaterThanOrEqual(threads.saves.count, 2)
-        XCTAssertFalse(threads.savingThreads.contains(sw_gettid()))
+        XCTAssertFalse(threads.savingThreads.contains(PosixThread.currentID()))
     }
 
     /// The whole path: a Dataplane with a state directory serves a lease and is shut down at once;
@@ -129,7 +129,7 @@ final class HousekeeperTests: XCTestCase {
         let spec = NetworkSpec(name: "hk", subnet: IPv4Subnet("192.168.107.0/24")!)
         let dataplane = try Dataplane(runDir: run, stateDir: state, network: spec)
         try dataplane.start()
-        let (ours, theirs) = try Socket.pair(Int32(SOCK_DGRAM.rawValue))
+        let (ours, theirs) = try Socket.connectedPair(Int32(SOCK_DGRAM.rawValue))
         defer { close(theirs) }
         let command = LoopCommand(.attach(fd: ours, kind: .dgram, offload: false, peer: "test"))
         XCTAssertTrue(dataplane.runOnLoop(command, runHere: false))

@@ -7,7 +7,7 @@ import SwitchSys
 
 final class ReceiveSharesTests: XCTestCase {
     func testShareRunsDryRefillsAndTearsDown() throws {
-        let uring = try IOUring(entries: 8)
+        let uring = try IOUring(queueDepth: 8)
         let entries = ReceiveShares.ringEntries
         var pool = try BufferPool(capacity: 4 * entries, initialLimit: 2 * entries)
         defer { pool.destroy() }
@@ -54,7 +54,7 @@ final class ReceiveSharesTests: XCTestCase {
     }
 
     func testOutOfOrderTakeKeepsTheRest() throws {
-        let uring = try IOUring(entries: 8)
+        let uring = try IOUring(queueDepth: 8)
         var pool = try BufferPool(capacity: 16, initialLimit: 8)
         defer { pool.destroy() }
         var ring = try BufferRing(uring: uring, group: 9, entries: 8)

@@ -11,7 +11,7 @@ final class ZeroAllocationTests: XCTestCase {
     /// A bound unix datagram socket in `dir`, as QEMU's `-netdev dgram` has one.
     private func peer(_ dir: String, _ name: String) throws -> (fd: Int32, address: UnixAddress) {
         let path = "\(dir)/\(name)"
-        let fd = try Socket.bindUnix(Int32(SOCK_DGRAM.rawValue), path: path)
+        let fd = try Socket.bound(Int32(SOCK_DGRAM.rawValue), unixPath: path)
         Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, 4 << 20)
         var tv = timeval(tv_sec: 2, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))

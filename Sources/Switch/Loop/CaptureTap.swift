@@ -18,7 +18,6 @@
 //   the capture; its counters stay until the client's control connection, the capture's lease,
 //   closes and the slot is freed.
 import SwitchSys
-import CLiburing
 import CPcap
 import Glibc
 import Proto
@@ -153,9 +152,8 @@ extension ForwardingLoop {
         let c = captures.slots + i
         guard !c.pointee.pollArmed else { return }
         c.pointee.pollArmed = true
-        let sqe = ring.sqe()
-        io_uring_prep_poll_add(sqe, c.pointee.fd, UInt32(POLLOUT))
-        sqe.setToken(Self.captureToken(index: i, generation: c.pointee.generation))
+        ring.preparePoll(fd: c.pointee.fd, events: Int32(POLLOUT),
+                         token: Self.captureToken(index: i, generation: c.pointee.generation))
     }
 
     private static func captureToken(index i: Int, generation: UInt16) -> Token {
@@ -184,9 +182,7 @@ extension ForwardingLoop {
         let c = captures.slots + i
         guard c.pointee.state == .active else { return }
         if c.pointee.pollArmed {
-            let sqe = ring.sqe()
-            io_uring_prep_poll_remove(sqe, Self.captureToken(index: i, generation: c.pointee.generation).packed)
-            sqe.setToken(Token(.cancel))
+            ring.preparePollRemove(Self.captureToken(index: i, generation: c.pointee.generation), token: Token(.cancel))
             c.pointee.pollArmed = false
         }
         close(c.pointee.fd)

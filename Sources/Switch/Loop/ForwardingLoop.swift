@@ -22,8 +22,6 @@
 // then the kind's submit) → `sendDone` → the kind's send-done. Port lifecycle is
 // Ports/PortTable.swift, control answers LoopQueries.swift, captures CaptureTap.swift.
 import SwitchSys
-import CLiburing
-import CSwitchShims
 import Glibc
 import Proto
 
@@ -134,7 +132,7 @@ final class ForwardingLoop {
 
     init(spec: NetworkSpec, sockets: NetworkSockets, stateDir: String?, commands: CommandQueue,
          housekeeper: Housekeeper? = nil) throws(SwitchError) {
-        ring = try IOUring(entries: 4096)
+        do { ring = try IOUring(queueDepth: 4096) } catch { throw SwitchError(error) }
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
         shares = ReceiveShares(maxPorts: Self.maxPorts)
@@ -153,6 +151,7 @@ final class ForwardingLoop {
         table = MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing)
         dgramReceives = .allocate(capacity: 2)
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
+        assert(MemoryLayout<DgramReceive>.offset(of: \.message) == 0)  // see `messagePointer`
         services = NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper)
         // With services, the gateway is theirs (the uplink's MAC on host and shared networks):
         // port security binds its link-local address.
@@ -163,13 +162,10 @@ final class ForwardingLoop {
             policy.hasServices = true
         }
         serviceScratch = .allocate(byteCount: BufferPool.slotSize, alignment: 16)
-        eventFD = sw_eventfd()
-        guard eventFD >= 0 else { throw SwitchError("eventfd: \(errnoText(-eventFD))") }
+        do { eventFD = try EventFD.open() } catch { throw SwitchError(error) }
         eventValue = .allocate(capacity: 1)
         self.commands = commands
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        startTime = Int64(ts.tv_sec)
+        startTime = Int64(Clock.monotonicSeconds())
     }
 
     deinit {
@@ -197,7 +193,7 @@ final class ForwardingLoop {
 
     /// Runs until a `stop` command; then closes every port.
     func run() {
-        threadID = sw_gettid()
+        threadID = PosixThread.currentID()
         buffers.refill(from: &pool)
         armEvent()
         for offload in [false, true] {
@@ -231,9 +227,7 @@ final class ForwardingLoop {
     }
 
     private func updateClock() {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-        now = UInt32(truncatingIfNeeded: Int64(ts.tv_sec) - startTime)
+        now = UInt32(truncatingIfNeeded: Int64(Clock.monotonicCoarseSeconds()) - startTime)
     }
 
     /// Once a second: ageing, and every few seconds a probe of dgram peers.
@@ -243,7 +237,7 @@ final class ForwardingLoop {
         security.bindings.expire(now: now)
         logSecurityDrops()
         logThrottled()
-        services?.tick(now: monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
+        services?.tick(now: Clock.monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
             emitServiceFrame(length: length, to: destination)
         }
         if now &- lastProbe >= Self.probeInterval {
@@ -276,7 +270,7 @@ final class ForwardingLoop {
     func serve(frame: UnsafeMutableRawPointer, length: Int, from slot: UInt16) -> Bool {
         guard let services else { return false }
         return services.handle(UnsafeRawBufferPointer(start: frame, count: length), slot: slot,
-                               generation: ports[Int(slot)].generation, now: monotonicNanoseconds(),
+                               generation: ports[Int(slot)].generation, now: Clock.monotonicNanoseconds(),
                                scratch: serviceScratch) { length, destination in
             emitServiceFrame(length: length, to: destination)
         }
@@ -305,15 +299,13 @@ final class ForwardingLoop {
 
     /// Arms the multishot POLLIN of a DNS upstream socket of the services.
     private func armServiceSocket(fd: Int32, family: Int) {
-        let sqe = ring.sqe()
-        io_uring_prep_poll_multishot(sqe, fd, UInt32(POLLIN))
-        sqe.setToken(Token(.serviceSocket, aux: UInt32(family)))
+        ring.preparePollMultishot(fd: fd, events: Int32(POLLIN), token: Token(.serviceSocket, aux: UInt32(family)))
     }
 
     private func serviceSocketReadable(family: Int, flags: UInt32) {
         guard let services else { return }
         let fd = family == 0 ? services.upstreamIPv4 : services.upstreamIPv6
-        services.upstreamReadable(fd: fd, now: monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
+        services.upstreamReadable(fd: fd, now: Clock.monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
             emitServiceFrame(length: length, to: destination)
         }
         if flags & CompletionFlag.more == 0 && running {  // the multishot poll ended: arm it again
@@ -321,18 +313,10 @@ final class ForwardingLoop {
         }
     }
 
-    private func monotonicNanoseconds() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
-
     // MARK: - Control
 
     private func armEvent() {
-        let sqe = ring.sqe()
-        io_uring_prep_read(sqe, eventFD, eventValue, 8, 0)
-        sqe.setToken(Token(.eventRead))
+        ring.prepareRead(fd: eventFD, into: eventValue, length: 8, token: Token(.eventRead))
     }
 
     private func eventDone() {

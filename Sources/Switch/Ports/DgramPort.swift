@@ -8,7 +8,6 @@
 // one datagram in flight, EAGAIN retried on the short timer, never parked on the shared socket).
 // Peers that stop sending are probed every few seconds, since a datagram peer never says goodbye.
 import SwitchSys
-import CLiburing
 import Glibc
 import Proto
 
@@ -17,6 +16,15 @@ import Proto
 struct DgramReceive {
     var message = msghdr()
     var pending = false
+}
+
+extension UnsafeMutablePointer where Pointee == DgramReceive {
+    /// The request's msghdr where it lives (`message` is the first stored property, offset 0): the
+    /// kernel and `ReceivedMessage` read it after the call that prepared the request returned.
+    @inline(__always)
+    var messagePointer: UnsafeMutablePointer<msghdr> {
+        UnsafeMutableRawPointer(self).assumingMemoryBound(to: msghdr.self)
+    }
 }
 
 extension ForwardingLoop {
@@ -31,10 +39,8 @@ extension ForwardingLoop {
         receive.pointee.message = msghdr()
         receive.pointee.message.msg_namelen = socklen_t(MemoryLayout<sockaddr_un>.size)
         receive.pointee.pending = true
-        let sqe = ring.sqe()
-        io_uring_prep_recvmsg_multishot(sqe, fd, &receive.pointee.message, 0)
-        sqe.selectBuffer(group: BufferRing.sharedGroup)
-        sqe.setToken(Token(.dgramReceive, aux: offload ? 1 : 0))
+        ring.prepareRecvMsgMultishot(fd: fd, message: receive.messagePointer, group: BufferRing.sharedGroup,
+                                     token: Token(.dgramReceive, aux: offload ? 1 : 0))
     }
 
     /// The pool slot a multishot completion on the shared ring filled, if it names one; the ring
@@ -60,23 +66,23 @@ extension ForwardingLoop {
         }
         guard result >= 0, let buffer = taken else { return }
         let start = pool.pointer(buffer, BufferRing.start)
-        guard let out = io_uring_recvmsg_validate(start, result, &receive.pointee.message) else { return }
-        if out.pointee.flags & UInt32(MSG_TRUNC) != 0 {
+        guard let received = ReceivedMessage(buffer: start, result: result, message: receive.messagePointer) else { return }
+        if received.flags & UInt32(MSG_TRUNC) != 0 {
             truncated &+= 1
             return
         }
         var address = UnixAddress()
-        let nameLength = min(Int(out.pointee.namelen), MemoryLayout<sockaddr_un>.size)
+        let nameLength = min(Int(received.nameLength), MemoryLayout<sockaddr_un>.size)
         withUnsafeMutableBytes(of: &address.storage) { raw in
-            raw.baseAddress!.copyMemory(from: io_uring_recvmsg_name(out)!, byteCount: nameLength)
+            raw.baseAddress!.copyMemory(from: received.name, byteCount: nameLength)
         }
         address.length = socklen_t(nameLength)
         guard !address.isUnnamed else {
             unaddressable &+= 1
             return
         }
-        let payload = io_uring_recvmsg_payload(out, &receive.pointee.message)!
-        let length = Int(io_uring_recvmsg_payload_length(out, result, &receive.pointee.message))
+        let payload = received.payload
+        let length = received.payloadLength
         let offset = payload - pool.pointer(buffer)
         let isHandshake = length == 4 && payload.loadUnaligned(as: UInt32.self) == UInt32(bigEndian: 0x5646_4B54)  // "VFKT"
         let slot: UInt16
@@ -106,7 +112,7 @@ extension ForwardingLoop {
     private func addDgramPeer(address: UnixAddress, vfkit: Bool, offload: Bool) -> UInt16? {
         var kind = PortKind.dgramShared
         var fd: Int32 = -1
-        if !vfkit, let socket = try? Socket.make(Int32(SOCK_DGRAM.rawValue)) {
+        if !vfkit, let socket = try? Socket.open(Int32(SOCK_DGRAM.rawValue)) {
             // A socket of its own, connected to the peer: its send buffer and writability are this
             // peer's alone, so a peer that stops reading stalls nothing else (docs/DESIGN.md §3).
             Socket.setOption(socket, SOL_SOCKET, SO_SNDBUF, 1 << 20)
@@ -147,7 +153,7 @@ extension ForwardingLoop {
             let slot = portList[i]
             i += 1
             guard let address = ports[Int(slot)].address, ports[Int(slot)].lastReceive != now else { continue }
-            guard let probe = try? Socket.make(Int32(SOCK_DGRAM.rawValue)) else { continue }
+            guard let probe = try? Socket.open(Int32(SOCK_DGRAM.rawValue)) else { continue }
             let r = Socket.connect(probe, to: address.pointee)
             close(probe)
             if r == ECONNREFUSED || r == ENOENT {
@@ -171,11 +177,9 @@ extension ForwardingLoop {
         entry.pointee.message.msg_namelen = address.pointee.length
         entry.pointee.message.msg_iov = (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self)
         entry.pointee.message.msg_iovlen = 1
-        let sqe = ring.sqe()
-        io_uring_prep_sendmsg(sqe, sockets.dgramFD(offload: port.pointee.viaOffloadSocket),
-                              (raw + Self.messageOffset).assumingMemoryBound(to: msghdr.self),
-                              UInt32(Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL)))
-        sqe.setToken(token)
+        ring.prepareSendMsg(fd: sockets.dgramFD(offload: port.pointee.viaOffloadSocket),
+                            message: (raw + Self.messageOffset).assumingMemoryBound(to: msghdr.self),
+                            flags: Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL), token: token)
         port.pointee.inFlight = 1
     }
 

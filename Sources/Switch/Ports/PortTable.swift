@@ -6,7 +6,6 @@
 // request of it has completed; only then is the slot freed and its generation bumped, so late
 // completions and MAC entries naming the old generation go stale.
 import SwitchSys
-import CLiburing
 import Glibc
 import Proto
 
@@ -101,9 +100,7 @@ extension ForwardingLoop {
         }
         if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0 || port.pointee.waitingWritable) {
             if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Socket.shutRDWR) }
-            let sqe = ring.sqe()
-            io_uring_prep_cancel_fd(sqe, port.pointee.fd, UInt32(IORING_ASYNC_CANCEL_ALL))
-            sqe.setToken(Token(.cancel))
+            ring.prepareCancel(fd: port.pointee.fd, token: Token(.cancel))
         }
         pool.setLimit(pool.limit - Int(port.pointee.queueCapacity))
         finishIfIdle(slot)

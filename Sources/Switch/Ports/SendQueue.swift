@@ -4,7 +4,6 @@
 // the dispatch by kind, the linked-SQE chain that link and dgram ports send with, the queue's
 // head, waiting for POLLOUT, and the one errno table that says which failed sends end a port.
 import SwitchSys
-import CLiburing
 import Glibc
 import Proto
 
@@ -38,18 +37,17 @@ extension ForwardingLoop {
         for i in 0..<n {
             let entry = port.pointee.queue! + port.pointee.queueIndex(i)
             let frame = pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset))
-            let sqe = ring.sqe()
+            let submission: Submission
             if port.pointee.kind.hasVnetHeader {
-                prepareDeviceWrite(sqe, entry, port)
+                submission = prepareDeviceWrite(entry, port, token: token)
             } else {
                 // MSG_DONTWAIT: a full peer gives EAGAIN here, and the loop waits for POLLOUT itself.
                 // (Left to io_uring's internal retry, a unix datagram send that hit a full peer
                 // was re-sent with an emptied buffer: zero-length datagrams, seen on Linux 6.18.)
-                io_uring_prep_send(sqe, port.pointee.fd, frame, Int(entry.pointee.length),
-                                   Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT))
+                submission = ring.prepareSend(fd: port.pointee.fd, bytes: frame, length: Int(entry.pointee.length),
+                                              flags: Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), token: token)
             }
-            sqe.setToken(token)
-            if i < n - 1 { sqe.link() }
+            if i < n - 1 { submission.link() }
         }
         port.pointee.inFlight = n
     }
@@ -118,9 +116,8 @@ extension ForwardingLoop {
         let port = ports + Int(slot)
         guard port.pointee.fd >= 0, !port.pointee.waitingWritable else { markDirty(slot); return }
         port.pointee.waitingWritable = true
-        let sqe = ring.sqe()
-        io_uring_prep_poll_add(sqe, port.pointee.fd, UInt32(POLLOUT))
-        sqe.setToken(Token(.writable, slot: slot, generation: port.pointee.generation))
+        ring.preparePoll(fd: port.pointee.fd, events: Int32(POLLOUT),
+                         token: Token(.writable, slot: slot, generation: port.pointee.generation))
     }
 
     func writableDone(slot: UInt16) {

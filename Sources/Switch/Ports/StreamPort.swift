@@ -7,7 +7,6 @@
 // to `sendBatch` frames (prefix and frame as two iovecs each); a short write is finished by the
 // next sendmsg, starting `partial` bytes into the head entry, so the stream never holds half a frame.
 import SwitchSys
-import CLiburing
 import Glibc
 import Proto
 
@@ -19,9 +18,7 @@ extension ForwardingLoop {
         let pending = offload ? acceptPending.1 : acceptPending.0
         guard fd >= 0, !pending else { return }
         if offload { acceptPending.1 = true } else { acceptPending.0 = true }
-        let sqe = ring.sqe()
-        io_uring_prep_accept(sqe, fd, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-        sqe.setToken(Token(.streamAccept, aux: offload ? 1 : 0))
+        ring.prepareAccept(fd: fd, flags: Int32(SOCK_CLOEXEC.rawValue), token: Token(.streamAccept, aux: offload ? 1 : 0))
     }
 
     func acceptDone(offload: Bool, result: Int32) {
@@ -50,9 +47,8 @@ extension ForwardingLoop {
         let port = ports + Int(slot)
         port.pointee.receivePending = true
         let fill = Int(port.pointee.streamFill)
-        let sqe = ring.sqe()
-        io_uring_prep_recv(sqe, port.pointee.fd, port.pointee.streamBuffer! + fill, Self.streamBufferSize - fill, 0)
-        sqe.setToken(Token(.streamReceive, slot: slot, generation: port.pointee.generation))
+        ring.prepareRecv(fd: port.pointee.fd, into: port.pointee.streamBuffer! + fill, length: Self.streamBufferSize - fill,
+                         token: Token(.streamReceive, slot: slot, generation: port.pointee.generation))
     }
 
     func streamReceiveDone(slot: UInt16, result: Int32) {
@@ -117,9 +113,8 @@ extension ForwardingLoop {
         message.pointee = msghdr()
         message.pointee.msg_iov = iov
         message.pointee.msg_iovlen = count
-        let sqe = ring.sqe()
-        io_uring_prep_sendmsg(sqe, port.pointee.fd, message, UInt32(Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL)))
-        sqe.setToken(token)
+        ring.prepareSendMsg(fd: port.pointee.fd, message: message, flags: Int32(MSG_NOSIGNAL) | Int32(MSG_WAITALL),
+                            token: token)
         port.pointee.inFlight = n
     }
 

@@ -6,7 +6,6 @@
 // dgram socket send in linked chains (SendQueue.swift). Opening the devices is TAP.swift and
 // Link.swift, on the control thread.
 import SwitchSys
-import CLiburing
 import Glibc
 import Proto
 
@@ -18,9 +17,8 @@ extension ForwardingLoop {
     func armDeviceRead(_ slot: UInt16) {
         let port = ports + Int(slot)
         port.pointee.receivePending = true
-        let sqe = ring.sqe()
-        sqe.prepareMultishotRead(fd: port.pointee.fd, group: shares.group(of: slot))
-        sqe.setToken(Token(.deviceRead, slot: slot, generation: port.pointee.generation))
+        ring.prepareReadMultishot(fd: port.pointee.fd, group: shares.group(of: slot),
+                                  token: Token(.deviceRead, slot: slot, generation: port.pointee.generation))
     }
 
     func deviceReadDone(slot: UInt16, result: Int32, flags: UInt32) {
@@ -114,17 +112,15 @@ extension ForwardingLoop {
     func submitTAPSends(_ port: UnsafeMutablePointer<PortState>, token: Token) {
         for i in port.pointee.inFlight..<port.pointee.queueCount {
             let entry = port.pointee.queue! + port.pointee.queueIndex(i)
-            let sqe = ring.sqe()
-            prepareDeviceWrite(sqe, entry, port)
-            sqe.setToken(token)
+            prepareDeviceWrite(entry, port, token: token)
         }
         port.pointee.inFlight = port.pointee.queueCount
     }
 
     /// A writev of virtio-net header + frame to a TAP or AF_PACKET port.
-    @inline(__always)
-    func prepareDeviceWrite(_ sqe: UnsafeMutablePointer<io_uring_sqe>, _ entry: UnsafeMutablePointer<TxEntry>,
-                            _ port: UnsafeMutablePointer<PortState>) {
+    @inline(__always) @discardableResult
+    func prepareDeviceWrite(_ entry: UnsafeMutablePointer<TxEntry>, _ port: UnsafeMutablePointer<PortState>,
+                            token: Token) -> Submission {
         let raw = UnsafeMutableRawPointer(entry)
         var header = entry.pointee.header
         header.numBuffers = 0
@@ -132,7 +128,8 @@ extension ForwardingLoop {
         entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
         entry.pointee.iov.1 = iovec(iov_base: pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset)),
                                     iov_len: Int(entry.pointee.length))
-        io_uring_prep_writev(sqe, port.pointee.fd, (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self), 2, 0)
+        return ring.prepareWritev(fd: port.pointee.fd, iovecs: (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self),
+                                  count: 2, token: token)
     }
 
     /// One TAP write completed.
