@@ -1,13 +1,13 @@
 // IOUring: the one io_uring the forwarding thread owns, the packed user_data of its requests, and
 // typed prepares for every request the dataplane submits.
 //
-// SwitchSys is the only target meant to call liburing (the forwarding loop still calls some
-// io_uring_prep_* itself until it moves to the typed prepares below). Completions carry a `Token`
+// SwitchSys is the only target that calls liburing: the forwarding loop submits through the typed
+// prepares below (each returns a `Submission` to link or buffer-select). Completions carry a `Token`
 // (operation, port slot, port generation, auxiliary value) packed into user_data, as SwiftNIO's
 // LinuxUring does, so a completion for a port that has since been removed is stale by generation
 // and dispatch is a `switch` on a small enum, with no closure or allocation.
 //
-// Why `public import CLiburing` (and not `internal`): the loop calls `sqe()`, the prepares, `drain`
+// Why `public import CLiburing` (and not `internal`): the loop calls the prepares, `drain`
 // and the token packing once or more per frame, from another module. Across modules only
 // `@inlinable` bodies inline (and specialize `drain`'s closure), and an `@inlinable` body may only
 // name declarations of publicly imported modules; liburing's get_sqe/prep_* are `static inline` C,
