@@ -8,9 +8,10 @@
 # .build/fuzz/corpus/TARGET (new inputs stay there, out of git); crash inputs go to
 # .build/fuzz/artifacts/TARGET/, the libFuzzer log to .build/fuzz/logs/TARGET.log.
 #
-# The build is `-c debug -Xswiftc -O`, not `-c release`: the main package compiles Proto and
-# Switch with -Ounchecked in release, which removes the overflow traps and preconditions the
-# fuzzer is meant to hit. Debug configuration plus -O keeps every check and optimises.
+# The build is `-c debug -Xswiftc -O`, not `-c release`: debug builds `@testable` modules (the
+# stream framer is internal to Switch), and -O optimises while keeping every overflow trap and
+# precondition the fuzzer is meant to hit (the release build compiled with -Ounchecked until
+# 2026-12-06, which removed them).
 set -euo pipefail
 cd "$(dirname "$0")"
 

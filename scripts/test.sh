@@ -15,6 +15,9 @@ rm -f "$IT_SUMMARY_FILE"
 
 scripts/deps.sh || { echo "test: installing packages failed" >&2; exit 1; }
 
+echo "== lint (layering)"
+scripts/lint.sh || status=1
+
 echo "== swift build"
 if ! $SWIFT build; then
     echo "test: swift build failed" >&2
