@@ -53,7 +53,7 @@ public final class Dataplane: @unchecked Sendable {
                 }
             } catch {
                 shutdown()
-                throw SwitchError("network \(spec.name): \(error.description)")
+                throw error.inNetwork(spec.name)
             }
         }
     }

@@ -177,9 +177,6 @@ public struct SwitchError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The error as one of network `name`: the same error if it already names a network.
     public func inNetwork(_ name: String) -> SwitchError {
         guard network == nil else { return self }
-        // Transitional: Dataplane.swift still builds "network NAME: ..." as text (its catch around
-        // openPort); such an error already says its network. Drop this once it uses inNetwork.
-        if message.hasPrefix("network \(name): ") { return self }
         var error = self
         error.network = name
         return error

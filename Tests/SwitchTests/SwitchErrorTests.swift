@@ -19,7 +19,5 @@ final class SwitchErrorTests: XCTestCase {
         XCTAssertEqual(error.description, "network lab: too many ports")
         XCTAssertEqual(error.inNetwork("lab").description, "network lab: too many ports")
         XCTAssertEqual(error.inNetwork("other").description, "network lab: too many ports")
-        // Built as text by a lower layer (Dataplane, until it uses inNetwork): not prefixed again.
-        XCTAssertEqual(SwitchError("network lab: too many ports").inNetwork("lab").description, "network lab: too many ports")
     }
 }

@@ -283,9 +283,7 @@ extension NetworkServices {
 
     /// Seconds since the Unix epoch (lease expiry is wall-clock time, kept across restarts).
     static func wallClock() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
+        Int64(Clock.realtime().tv_sec)
     }
 
     /// The network's leases for `status` and `switchd leases`.
