@@ -40,7 +40,7 @@ guest_image() {
     2) it_skip "$(tail -n 1 "$log" | sed 's/^[a-z-]*\.sh: //')" ;;
     *) it_fail "guest/build-initramfs.sh failed (exit $rc)" ;;
     esac
-    it_log "guest image: $GUEST_DIR (kernel $(cat "$GUEST_DIR/version"), features: $(tr '\n' ' ' <"$GUEST_DIR/features"))"
+    it_log "guest image: $GUEST_DIR (kernel $(cat "$GUEST_DIR/version"), features: $(paste -sd' ' "$GUEST_DIR/features"))"
 }
 
 guest_net() {
