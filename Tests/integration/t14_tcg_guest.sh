@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # A real Linux guest (issue 4, test d): QEMU with `-accel tcg` boots Debian's cloud kernel
 # (fetched with `apt-get download` into a cache outside the repository, see guest/fetch-kernel.sh)
-# with a busybox initramfs built here (guest/init, guest/udhcpc.script). Its virtio NIC joins
+# with a busybox initramfs (guest/build-initramfs.sh: guest/init, guest/udhcpc.script, cached
+# per content next to the kernel). Its virtio NIC joins
 # switchd through `-netdev dgram`. The guest gets its address with `udhcpc` and pings the other
 # port, a namespace on a `tap` port that took its lease as host name `peer`, by the name
 # switchd's DNS gives it: peer.lab.internal. The guest prints its verdict on the serial
 # console; the test checks it, the DHCP values it got and switchd's lease table.
 #
-# Environment: SWITCHD_TEST_CACHE (default /var/cache/switchd-test) holds the kernel;
+# Environment: SWITCHD_TEST_CACHE (default /var/cache/switchd-test) holds kernel and image;
 # IT_GUEST_TIMEOUT (default 120) bounds the guest's run in seconds.
 source "$(dirname "$0")/lib.sh"
+source "$IT_DIR/guest/guest.sh"
 
 it_require_netns
 it_require_cmd qemu-system-x86_64 busybox cpio gzip modinfo apt-get dpkg-deb flock ldd
@@ -24,33 +26,11 @@ GW=10.79.0.1
 GUEST_MAC=52:54:00:12:34:56
 GUEST_NAME=guest1
 PEER_NAME=peer
-CACHE=${SWITCHD_TEST_CACHE:-/var/cache/switchd-test}
 GUEST_TIMEOUT=${IT_GUEST_TIMEOUT:-120}
 HOST_RESOLV_SUM=$(sha256sum /etc/resolv.conf 2>/dev/null || true)
 
-# --- the kernel: fetched once, then reused from the cache ------------------------------
-it_log "kernel: from $CACHE (apt-get download on first use)"
-if ! KDIR=$("$IT_DIR/guest/fetch-kernel.sh" "$CACHE" virtio_pci virtio_net 2>"$IT_TMP/fetch.log"); then
-    cat "$IT_TMP/fetch.log" >&2
-    it_skip "cannot fetch a Debian cloud kernel: $(tail -n 1 "$IT_TMP/fetch.log" | sed 's/^fetch-kernel.sh: //')"
-fi
-sed 's/^/    /' "$IT_TMP/fetch.log" >&2
-it_log "kernel: $(cat "$KDIR/version") (modules: $(tr '\n' ' ' <"$KDIR/modules.load"))"
-
-# --- the initramfs: busybox, our /init and udhcpc script, the NIC's modules -------------
-ROOT=$IT_TMP/initramfs
-mkdir -p "$ROOT"/{bin,dev,proc,sys,etc,tmp,lib/modules}
-cp "$BUSYBOX" "$ROOT/bin/busybox"
-cp "$IT_DIR/guest/init" "$ROOT/init"
-cp "$IT_DIR/guest/udhcpc.script" "$ROOT/udhcpc.script"
-chmod 755 "$ROOT/init" "$ROOT/udhcpc.script"
-ln -s busybox "$ROOT/bin/sh"
-cp "$KDIR"/modules/*.ko "$ROOT/lib/modules/" 2>/dev/null || true
-cp "$KDIR/modules.load" "$ROOT/modules.load"
-mknod "$ROOT/dev/console" c 5 1
-mknod "$ROOT/dev/null" c 1 3
-(cd "$ROOT" && find . | cpio -o -H newc -R 0:0 --quiet | gzip -1) >"$IT_TMP/initrd.gz"
-it_log "initramfs: $(stat -c %s "$IT_TMP/initrd.gz") bytes"
+# --- the guest image: kernel and initramfs, built once, then reused from the cache ------
+guest_image
 
 # --- switchd with one isolated network; the peer on a tap port --------------------------
 NS_P=$(it_name p)
@@ -81,43 +61,14 @@ PEER_IP=$(sed -n 's/^udhcpc: ip=//p' "$IT_TMP/peer-udhcpc.log")
 it_log "ok: peer has $PEER_IP ($(ip -n "$NS_P" -4 -o addr show dev "$TAP_P" | awk '{print $4}'))"
 
 # --- the guest ---------------------------------------------------------------------------
-CONSOLE=$IT_TMP/console.log
-: >"$CONSOLE"
 it_log "guest: qemu-system-x86_64 -accel tcg, -netdev dgram to $RUN_DIR/$NET/dgram.sock"
-it_bg "$IT_TMP/qemu.log" qemu-system-x86_64 -accel tcg -m 512 -smp 1 -nodefaults -display none \
-    -no-reboot -serial "file:$CONSOLE" \
-    -kernel "$KDIR/vmlinuz" -initrd "$IT_TMP/initrd.gz" \
-    -append "console=ttyS0 quiet panic=-1 switchd.peer=$PEER_NAME.$NET.internal switchd.hostname=$GUEST_NAME" \
-    -netdev "dgram,id=n0,local.type=unix,local.path=$IT_TMP/guest.sock,remote.type=unix,remote.path=$RUN_DIR/$NET/dgram.sock" \
-    -device "virtio-net-pci,netdev=n0,mac=$GUEST_MAC"
-QEMU_PID=$IT_LAST_PID
-
-console_tail() {
-    echo "[$TEST_NAME] --- guest console (last 40 lines of $CONSOLE) ---" >&2
-    tail -n 40 "$CONSOLE" | tr -d '\r' >&2
-    echo "[$TEST_NAME] --- qemu stderr ---" >&2
-    cat "$IT_TMP/qemu.log" >&2
-}
-
-deadline=$(($(date +%s) + GUEST_TIMEOUT))
-while ! grep -q '^SWITCHD-GUEST-RESULT:' "$CONSOLE"; do
-    if ! _it_alive "$QEMU_PID"; then
-        sleep 0.2 # the last console bytes
-        grep -q '^SWITCHD-GUEST-RESULT:' "$CONSOLE" && break
-        console_tail
-        it_fail "QEMU exited before the guest printed its result"
-    fi
-    if (($(date +%s) > deadline)); then
-        console_tail
-        it_fail "the guest printed no result within ${GUEST_TIMEOUT}s"
-    fi
-    sleep 0.2
-done
-it_wait_until 15 "QEMU exits after the guest powers off" sh -c "! kill -0 $QEMU_PID"
-tr -d '\r' <"$CONSOLE" >"$IT_TMP/console.txt"
-grep -E '^(guest|udhcpc|SWITCHD-GUEST-RESULT):' "$IT_TMP/console.txt" | sed 's/^/    /' >&2
-verdict=$(sed -n 's/^SWITCHD-GUEST-RESULT: //p' "$IT_TMP/console.txt" | head -n 1)
-[[ "$verdict" == PASS ]] || { console_tail; it_fail "the guest says: $verdict"; }
+guest_net dgram "$IT_TMP/guest.sock" "$RUN_DIR/$NET/dgram.sock"
+guest_start g1 "$GUEST_MAC" "sw.role=ping sw.peer=$PEER_NAME.$NET.internal sw.hostname=$GUEST_NAME"
+guest_finish g1 "$GUEST_TIMEOUT"
+guest_lines g1 >"$IT_TMP/console.txt"
+grep -E '^(guest|udhcpc|SWITCHD-RESULT|SWITCHD-GUEST-RESULT)' "$IT_TMP/console.txt" | sed 's/^/    /' >&2
+verdict=$(guest_verdict g1)
+[[ "$verdict" == PASS ]] || { guest_tail g1; it_fail "the guest says: $verdict"; }
 it_log "ok: the guest got a lease and pinged $PEER_NAME.$NET.internal"
 
 # --- what the guest got, and what switchd remembers --------------------------------------
