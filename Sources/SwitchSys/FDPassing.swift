@@ -95,27 +95,59 @@ public enum FDPassing {
         }
     }
 
-    /// Writes all of `bytes` to `socket` (MSG_NOSIGNAL: a vanished peer is an error, not SIGPIPE).
-    /// A full socket is waited for with poll, up to `attempts` times `waitMilliseconds`; then it fails
-    /// with EAGAIN. EINTR is retried.
-    public static func send(socket: Int32, _ bytes: UnsafeRawBufferPointer,
+    /// Writes all of `bytes` to `socket` (MSG_NOSIGNAL: a vanished peer is an error, not SIGPIPE),
+    /// with `descriptors` (at most `maxDescriptors`) passed on the first byte (SCM_RIGHTS). A full
+    /// socket is waited for with poll, up to `attempts` times `waitMilliseconds`; then it fails with
+    /// EAGAIN. EINTR is retried.
+    public static func send(socket: Int32, _ bytes: UnsafeRawBufferPointer, descriptors: [Int32] = [],
                             attempts: Int = 10, waitMilliseconds: Int32 = 100) throws(SysError) {
-        guard let base = bytes.baseAddress else { return }
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        guard descriptors.count <= maxDescriptors else { throw SysError("sendmsg", errno: .EINVAL) }
         var offset = 0
         var waits = 0
         while offset < bytes.count {
-            let n = Glibc.send(socket, base + offset, bytes.count - offset, Socket.noSignal | Socket.dontWait)
+            let n: Int
+            if offset == 0 && !descriptors.isEmpty {
+                n = sendWithDescriptors(socket, base, bytes.count, descriptors)
+            } else {
+                n = Glibc.send(socket, base + offset, bytes.count - offset, Socket.noSignal | Socket.dontWait)
+            }
             if n >= 0 {
                 offset += n
                 continue
             }
             let e = Errno.current
             if e == .EINTR { continue }
-            guard e.wouldBlock else { throw SysError("send", errno: e) }
+            guard e.wouldBlock else { throw SysError(descriptors.isEmpty ? "send" : "sendmsg", errno: e) }
             waits += 1
             guard waits <= attempts else { throw SysError("send", errno: e, message: "send: the peer reads nothing") }
             var entry = pollfd(fd: socket, events: Int16(POLLOUT), revents: 0)
             _ = poll(&entry, 1, waitMilliseconds)
+        }
+    }
+
+    /// One sendmsg of `count` bytes at `base` with `descriptors` in an SCM_RIGHTS control message
+    /// (built by hand in the cmsg(3) layout). Returns sendmsg's result (errno set when -1).
+    static func sendWithDescriptors(_ socket: Int32, _ base: UnsafeRawPointer, _ count: Int,
+                                            _ descriptors: [Int32]) -> Int {
+        let length = cmsgHeader + 4 * descriptors.count            // CMSG_LEN
+        let space = (length + 7) & ~7                               // CMSG_SPACE
+        return withUnsafeTemporaryAllocation(byteCount: space, alignment: 8) { control -> Int in
+            let c = control.baseAddress!
+            memset(c, 0, space)
+            c.storeBytes(of: length, as: Int.self)
+            c.storeBytes(of: socketLevel, toByteOffset: 8, as: Int32.self)
+            c.storeBytes(of: rightsType, toByteOffset: 12, as: Int32.self)
+            for (i, fd) in descriptors.enumerated() { c.storeBytes(of: fd, toByteOffset: cmsgHeader + 4 * i, as: Int32.self) }
+            var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: count)
+            return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                var message = msghdr()
+                message.msg_iov = vectorPointer
+                message.msg_iovlen = 1
+                message.msg_control = c
+                message.msg_controllen = space
+                return Glibc.sendmsg(socket, &message, Socket.noSignal | Socket.dontWait)
+            }
         }
     }
 }
