@@ -1,6 +1,7 @@
 // VhostUserDevice over a socketpair, the test playing QEMU: negotiation, SET_MEM_TABLE with a shared
 // file as guest RAM, ring setup with eventfds, REPLY_ACK, GET_VRING_BASE, refused and malformed
 // messages, then a frame each way through rings in that shared memory.
+import Foundation
 import Glibc
 import Proto
 import SwitchSys
@@ -317,5 +318,123 @@ final class VhostUserProtocolTests: XCTestCase {
             return XCTFail("receive ring still used")
         }
         XCTAssertEqual(device.guestErrors, 1, "counted once")
+    }
+}
+
+/// A manual check against a real QEMU, skipped unless SWITCHD_VHOST_QEMU_SOCKET names a socket path
+/// to listen on. The test serves one connection for SWITCHD_VHOST_QEMU_SECONDS (default 60), drains
+/// the guest's transmit ring, pings ff02::1 into its receive ring (answering the guest's neighbor
+/// solicitation for fe80::1) and passes when the echo reply comes back. Start QEMU once the socket
+/// exists, e.g. with t14's cached guest (G=/var/cache/switchd-test/guest-*):
+///
+///     qemu-system-x86_64 -M q35 -accel tcg -m 256 \
+///       -object memory-backend-memfd,id=mem,size=256M,share=on -numa node,memdev=mem \
+///       -chardev socket,id=c0,path=$SOCK -netdev vhost-user,id=n0,chardev=c0 \
+///       -device virtio-net-pci,netdev=n0,mrg_rxbuf=on,vectors=0 \
+///       -kernel $G/vmlinuz -initrd $G/initrd.gz -display none -serial file:serial.log -no-reboot \
+///       -append "console=ttyS0 sw.role=serve sw.ip=10.9.9.2/24 sw.lifetime=30"
+///
+/// `vectors=0` (INTx instead of MSI-X): QEMU 7.2.22 (Debian) under TCG segfaults in vhost_net_start →
+/// msix_set_vector_notifiers when the device has MSI-X vectors, before it sends SET_FEATURES (seen
+/// here 2026-12-06 with gdb; the guest driver's DRIVER_OK write triggers it).
+final class VhostUserQEMUCheck: XCTestCase {
+    func testServeARealQEMU() throws {
+        guard let path = ProcessInfo.processInfo.environment["SWITCHD_VHOST_QEMU_SOCKET"] else {
+            throw XCTSkip("set SWITCHD_VHOST_QEMU_SOCKET to run against a real QEMU")
+        }
+        let seconds = Int(ProcessInfo.processInfo.environment["SWITCHD_VHOST_QEMU_SECONDS"] ?? "") ?? 60
+        Log.level = .debug
+        defer { Log.level = .info }
+        unlink(path)
+        let listener = try UnixSocket.listen(at: path)
+        defer { unlink(path) }
+        XCTAssertTrue(listener.waitReadable(milliseconds: 30_000), "QEMU did not connect")
+        let connection = try listener.accept()
+        var device = VhostUserDevice(mtu: 65_520)
+        defer { device.close() }
+        let start = Date()
+        var frames = 0, echoReplies = 0, pingsSent = 0, rxSignals = 0, txSignals = 0
+        var lastPing = Date.distantPast
+        var buffer = [UInt8](repeating: 0, count: 65_548)
+        func show(_ s: String) { print(String(format: "[%6.2f] ", Date().timeIntervalSince(start)) + s) }
+        loop: while Date().timeIntervalSince(start) < Double(seconds) {
+            var fds = [pollfd(fd: connection.fd, events: Int16(POLLIN), revents: 0)]
+            for fd in [device.rxKickFD, device.txKickFD] where fd >= 0 { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            if fds[0].revents != 0 {
+                let result = device.serviceControl(fd: connection.fd)
+                show("control: \(result) features 0x\(String(device.features, radix: 16)) protocol 0x\(String(device.protocolFeatures, radix: 16)) rxReady \(device.rxReady) txReady \(device.txReady) mtu \(device.guestMTU.map(String.init) ?? "-")")
+                if case .closed = result { break loop }
+            }
+            for fd in [device.rxKickFD, device.txKickFD] where fd >= 0 {
+                var value: UInt64 = 0
+                _ = fcntl(fd, F_SETFL, O_NONBLOCK)
+                _ = read(fd, &value, 8)
+            }
+            guard device.txReady else { continue }
+            while true {
+                let r = buffer.withUnsafeMutableBytes { device.receiveFromGuest(into: $0.baseAddress!, capacity: $0.count) }
+                guard case .done(let n) = r else {
+                    if case .broken(let why) = r { XCTFail("broken: \(why)"); break loop }
+                    if device.enableKick(rx: false) { continue }
+                    break
+                }
+                frames += 1
+                let header = buffer.withUnsafeBytes { VirtioNetHeader(loading: $0.baseAddress!) }
+                let ethertype = UInt16(buffer[12 + 12]) << 8 | UInt16(buffer[12 + 13])
+                let icmpType: UInt8? = ethertype == 0x86dd && n > 12 + 14 + 40 && buffer[12 + 14 + 6] == 58 ? buffer[12 + 14 + 40] : nil
+                if icmpType == 129 { echoReplies += 1 }
+                if icmpType == 135 && Array(buffer[(12 + 14 + 40 + 8) ..< (12 + 14 + 40 + 24)]) == Self.ourAddress {
+                    // The guest resolves fe80::1 to answer our ping: it got it. Answer with an advertisement.
+                    let advert = Self.neighborAdvertisement(to: Array(buffer[(12 + 6) ..< (12 + 12)]), at: Array(buffer[(12 + 14 + 8) ..< (12 + 14 + 24)]))
+                    let r = advert.withUnsafeBytes { device.sendToGuest(header: .none, frame: $0.baseAddress!, length: advert.count) }
+                    show("neighbor advertisement for fe80::1 into the guest: \(r)")
+                    if device.notifyGuest(rx: true) { rxSignals += 1 }
+                }
+                show("guest frame \(frames): \(n - 12) bytes, ethertype 0x\(String(ethertype, radix: 16)), header \(header)")
+            }
+            if device.notifyGuest(rx: false) { txSignals += 1 }
+            if device.rxReady && frames > 0 && echoReplies == 0 && Date().timeIntervalSince(lastPing) > 1 {
+                lastPing = Date()
+                let ping = Self.echoRequestToAllNodes(sequence: UInt16(pingsSent))
+                let r = ping.withUnsafeBytes { device.sendToGuest(header: .none, frame: $0.baseAddress!, length: ping.count) }
+                pingsSent += 1
+                show("ping ff02::1 into the guest: \(r)")
+                if device.notifyGuest(rx: true) { rxSignals += 1 }
+            }
+            if echoReplies > 0 && frames > 3 && seconds < 0 { break }
+        }
+        show("frames from the guest \(frames), echo replies \(echoReplies), pings sent \(pingsSent), interrupts rx \(rxSignals) tx \(txSignals), guest errors \(device.guestErrors)")
+        XCTAssertGreaterThan(frames, 0, "the guest sent nothing through the transmit ring")
+        XCTAssertGreaterThan(echoReplies, 0, "no echo reply: the receive ring did not deliver")
+    }
+
+    static let ourAddress: [UInt8] = [0xfe, 0x80] + [UInt8](repeating: 0, count: 13) + [1]
+    static let ourMAC: [UInt8] = [0x02, 0, 0, 0, 0, 1]
+
+    /// Ethernet + IPv6 + ICMPv6 `body` (checksum filled in, RFC 4443 §2.3) from fe80::1.
+    static func icmpv6(toMAC: [UInt8], to destination: [UInt8], _ body: [UInt8]) -> [UInt8] {
+        var icmp = body
+        var sum: UInt32 = 0
+        let pseudo = ourAddress + destination + [0, 0, 0, UInt8(icmp.count), 0, 0, 0, 58] + icmp
+        for i in stride(from: 0, to: pseudo.count, by: 2) { sum += UInt32(pseudo[i]) << 8 | UInt32(i + 1 < pseudo.count ? pseudo[i + 1] : 0) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        let checksum = ~UInt16(sum)
+        icmp[2] = UInt8(checksum >> 8)
+        icmp[3] = UInt8(checksum & 0xff)
+        let ethernet = toMAC + ourMAC + [0x86, 0xdd]
+        let ipv6: [UInt8] = [0x60, 0, 0, 0, 0, UInt8(icmp.count), 58, 255] + ourAddress + destination
+        return ethernet + ipv6 + icmp
+    }
+
+    /// An ICMPv6 echo request to ff02::1 (RFC 4443 §4.1).
+    static func echoRequestToAllNodes(sequence: UInt16) -> [UInt8] {
+        icmpv6(toMAC: [0x33, 0x33, 0, 0, 0, 1], to: [0xff, 0x02] + [UInt8](repeating: 0, count: 13) + [1],
+               [128, 0, 0, 0, 0x12, 0x34, UInt8(sequence >> 8), UInt8(sequence & 0xff), 0x73, 0x77, 0x64, 0x21])
+    }
+
+    /// A solicited neighbor advertisement for fe80::1 (RFC 4861 §4.4) to `address` at `mac`.
+    static func neighborAdvertisement(to mac: [UInt8], at address: [UInt8]) -> [UInt8] {
+        icmpv6(toMAC: mac, to: address, [136, 0, 0, 0, 0x60, 0, 0, 0] + ourAddress + [2, 1] + ourMAC)
     }
 }

@@ -302,6 +302,7 @@ struct VhostUserDevice {
     private mutating func handle(_ header: VhostUserHeader, payload: UnsafeRawBufferPointer, fds: inout [Int32],
                                  socket: Int32) -> String? {
         let outcome = dispatch(header.request, payload, &fds)
+        Log.debug("\(name): \(header.request), \(payload.count)-byte payload, \(fds.count) fds left, flags 0x\(String(header.flags, radix: 16)): \(outcome)")
         let replyAck = protocolFeatures & VhostUserProtocolFeature.replyAck != 0 && header.needsReply
         let answer: [UInt8]?
         switch outcome {
