@@ -220,6 +220,19 @@ final class VhostUserProtocolTests: XCTestCase {
                        "a disabled receive ring gets nothing")
     }
 
+    func testKickWithoutDescriptorMeansPollingAndNewCallsReplaceOld() throws {
+        let (_, _, _, calls) = try negotiate()
+        let oldCall = device.rx.callFD
+        let newCall = try eventFD()
+        call(.setVringCall, VhostUserPayload.u64(0), fds: [newCall])
+        XCTAssertEqual(fcntl(oldCall, F_GETFD), -1, "the replaced call fd is closed")
+        XCTAssertNotEqual(device.rx.callFD, calls[0])
+        write(VhostUserRequest.setVringKick.rawValue, payload: VhostUserPayload.u64(1 | 0x100))
+        XCTAssertEqual(device.serviceControl(fd: backend), .ok(changed: true))
+        XCTAssertEqual(device.txKickFD, -1, "bit 8: no fd, the ring is polled")
+        XCTAssertTrue(device.txReady)
+    }
+
     func testUnknownRequestWithNeedReplyIsRefusedAndTheConnectionKept() throws {
         _ = try negotiate()
         XCTAssertEqual(u64(call(VhostUserRequest(rawValue: 99), needReply: true)), 1)

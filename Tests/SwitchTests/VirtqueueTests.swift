@@ -247,6 +247,20 @@ final class VirtqueueTests: XCTestCase {
         XCTAssertEqual(driver.usedIndex, 2, "the dropped chain went back to the guest too")
     }
 
+    func testOneCallDropsAtMostARingOfChains() {
+        var q = queue()
+        let junk = driver.buffer(pattern(4))
+        for _ in 0 ..< 255 { driver.makeAvailable(driver.chain([(junk, 4, false)])) }
+        let frame = pattern(100)
+        driver.makeAvailable(driver.chain([(driver.buffer(frame), 100, false)]))
+        XCTAssertEqual(receive(&q).0, .done(length: 100), "255 short chains dropped, then the frame")
+        for _ in 0 ..< 256 { driver.makeAvailable(driver.chain([(junk, 4, false)])) }
+        XCTAssertEqual(receive(&q).0, .empty, "a ring's worth of junk: the call ends")
+        XCTAssertEqual(q.shortDrops, 255 + 256)
+        driver.makeAvailable(driver.chain([(junk, 4, false)]))
+        XCTAssertTrue(q.enableNotification(sinceSeen: false), "and the caller learns more is waiting")
+    }
+
     func testChainShorterThanTheHeaderIsDropped() {
         var q = queue()
         driver.makeAvailable(driver.chain([(driver.buffer(pattern(8)), 8, false)]))

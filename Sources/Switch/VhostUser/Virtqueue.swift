@@ -314,12 +314,16 @@ struct Virtqueue {
     /// Copies the next chain the driver made available into `destination` (transmit queue). Chains
     /// longer than `capacity` or shorter than `minimumLength` are consumed and counted as dropped
     /// (used length 0) and the next one is tried; with `discard` every chain is consumed unread (a
-    /// disabled ring). `.empty` when nothing is waiting.
+    /// disabled ring). `.empty` when nothing is waiting, or after `size` chains dropped in one call
+    /// (`enableNotification` then says more is waiting).
     mutating func receive(into destination: UnsafeMutableRawPointer, capacity: Int, minimumLength: Int,
                           discard: Bool, memory: GuestMemory) -> GuestTransfer {
         if let fault { return .broken(fault.description) }
         guard let descriptors, let avail, let used else { return .empty }
-        while true {
+        // Chains consumed without a frame for the caller. After a ring's worth the call returns
+        // `.empty` so a guest that keeps posting junk cannot hold the loop thread in one call.
+        var dropped = 0
+        while dropped < size {
             if lastAvail == availSeen {
                 guard refreshAvail(avail) else { return .broken(fault!.description) }
                 if lastAvail == availSeen { return .empty }
@@ -357,7 +361,9 @@ struct Virtqueue {
             } else {
                 return .done(length: total)
             }
+            dropped += 1
         }
+        return .empty
     }
 
     /// Writes `header` (its first `headerSize` bytes, `numBuffers` set here) and `length` bytes of
