@@ -54,4 +54,26 @@ int sw_packet_open(const char *ifname, int *header_size);
 /// The calling thread's Linux thread id.
 int sw_gettid(void);
 
+/* Ring-index accesses for memory shared with another process (vhost-user virtqueues, see
+ * Sources/SwitchSys/Fence.swift for why each one is there). static inline: they compile into
+ * the Swift caller as single instructions on x86-64 (a plain mov, an mfence for the full fence). */
+
+/// Loads the 16-bit value at `p` with acquire ordering: later loads are not moved before it.
+static inline uint16_t sw_load_acquire_u16(const void *p) {
+    return __atomic_load_n((const uint16_t *)p, __ATOMIC_ACQUIRE);
+}
+
+/// Stores `v` at `p` with release ordering: earlier loads and stores are not moved after it.
+static inline void sw_store_release_u16(void *p, uint16_t v) {
+    __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE);
+}
+
+/// Loads the value at `p` exactly once (relaxed atomic: the compiler neither repeats nor merges it).
+static inline uint16_t sw_load_once_u16(const void *p) { return __atomic_load_n((const uint16_t *)p, __ATOMIC_RELAXED); }
+static inline uint32_t sw_load_once_u32(const void *p) { return __atomic_load_n((const uint32_t *)p, __ATOMIC_RELAXED); }
+static inline uint64_t sw_load_once_u64(const void *p) { return __atomic_load_n((const uint64_t *)p, __ATOMIC_RELAXED); }
+
+/// A full (sequentially consistent) fence: orders earlier stores before later loads (mfence on x86).
+static inline void sw_fence_full(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+
 #endif
