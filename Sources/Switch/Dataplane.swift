@@ -33,6 +33,7 @@ public final class Dataplane: @unchecked Sendable {
             sockets!.stream = try Self.listenStream(path: "\(dir)/stream.sock")
             sockets!.dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
             sockets!.streamOffload = try Self.listenStream(path: "\(dir)/stream-offload.sock")
+            sockets!.vhostUser = try Self.listenStream(path: "\(dir)/vhost-user.sock")
             loop = try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands,
                                       housekeeper: housekeeper)
         } catch {
@@ -88,7 +89,7 @@ public final class Dataplane: @unchecked Sendable {
     }
 
     /// The file names of a network's sockets under RUNDIR/NAME/.
-    static let socketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock"]
+    static let socketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock", "vhost-user.sock"]
 
     private static func listenStream(path: String) throws(SwitchError) -> Int32 {
         do { return try Socket.listening(unixPath: path) } catch { throw SwitchError(error) }
@@ -107,7 +108,8 @@ public final class Dataplane: @unchecked Sendable {
     /// Closes the sockets and removes their directory (nothing when it was never created).
     private static func removeSockets(_ sockets: NetworkSockets?, runDir: String, spec: NetworkSpec) {
         guard let sockets else { return }
-        for fd in [sockets.dgram, sockets.stream, sockets.dgramOffload, sockets.streamOffload] where fd >= 0 { close(fd) }
+        for fd in [sockets.dgram, sockets.stream, sockets.dgramOffload, sockets.streamOffload, sockets.vhostUser]
+        where fd >= 0 { close(fd) }
         let dir = "\(runDir)/\(spec.name)"
         for name in socketNames { unlink("\(dir)/\(name)") }
         rmdir(dir)
@@ -165,7 +167,8 @@ public final class Dataplane: @unchecked Sendable {
         let dir = "\(runDir)/\(network.name)"
         network.sockets = SocketPaths(dgram: "\(dir)/dgram.sock", stream: "\(dir)/stream.sock",
                                       dgramOffload: "\(dir)/dgram-offload.sock",
-                                      streamOffload: "\(dir)/stream-offload.sock")
+                                      streamOffload: "\(dir)/stream-offload.sock",
+                                      vhostUser: "\(dir)/vhost-user.sock")
         return [network]
     }
 

@@ -221,8 +221,11 @@ public struct SocketPaths: Codable, Sendable, Equatable {
     public var stream: String?
     public var dgramOffload: String?
     public var streamOffload: String?
-    public init(dgram: String? = nil, stream: String? = nil, dgramOffload: String? = nil, streamOffload: String? = nil) {
+    public var vhostUser: String?
+    public init(dgram: String? = nil, stream: String? = nil, dgramOffload: String? = nil, streamOffload: String? = nil,
+                vhostUser: String? = nil) {
         self.dgram = dgram; self.stream = stream; self.dgramOffload = dgramOffload; self.streamOffload = streamOffload
+        self.vhostUser = vhostUser
     }
 }
 

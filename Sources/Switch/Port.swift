@@ -24,6 +24,9 @@ enum PortKind: UInt8 {
     /// A connected datagram socket of its own (a `switchd attach` socketpair end): receives with a
     /// multishot read of its fd like a TAP (no header), sends like `dgramPeer`.
     case dgramConnected
+    /// A QEMU vhost-user connection on vhost-user.sock: frames move through virtqueues in the
+    /// guest's memory (VhostUser/, Ports/VhostUserPort.swift), not through the socket.
+    case vhostUser
 
     /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
     var hasVnetHeader: Bool { self == .tap || self == .link }
@@ -34,6 +37,7 @@ enum PortKind: UInt8 {
         case .link: "link"
         case .dgramPeer, .dgramShared, .dgramConnected: "dgram"
         case .stream: "stream"
+        case .vhostUser: "vhost-user"
         }
     }
 
@@ -121,6 +125,9 @@ struct PortState {
     var offloadPeer = false
     /// Joined through dgram-offload.sock / stream-offload.sock (else dgram.sock / stream.sock).
     var viaOffloadSocket = false
+    /// Takes frames as received, virtio-net header and all (super-frames, partial checksums): TAP and
+    /// link ports, and a vhost-user guest that negotiated GUEST_CSUM and GUEST_TSO4/6.
+    var takesOffloads = false
 
     // Counters.
     /// Super-frames cut in software for this port, and super-frames sent to it whole.
@@ -160,6 +167,10 @@ struct PortState {
     /// Stream: the iovec array and message header of the one sendmsg in flight.
     var streamIOV: UnsafeMutablePointer<iovec>? = nil
     var streamMessage: UnsafeMutablePointer<msghdr>? = nil
+
+    /// vhost-user: the connection's device (control state, guest memory, virtqueues), the kick
+    /// reads in flight (`VhostUserPort.swift`).
+    var vhost: UnsafeMutablePointer<VhostUserPortState>? = nil
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil

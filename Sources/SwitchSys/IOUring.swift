@@ -31,6 +31,12 @@ public enum Operation: UInt8, Sendable {
     case serviceSocket
     /// POLLOUT on a stalled capture's socket (slot: network, aux: capture slot).
     case captureWritable
+    /// vhost-user: an accept on vhost-user.sock, POLLIN on a connection (control messages), a read
+    /// of a queue's kick eventfd (aux: queue | epoch << 1), a write of a queue's call eventfd.
+    case vhostAccept
+    case vhostControl
+    case vhostKick
+    case vhostCall
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).
@@ -195,6 +201,15 @@ extension IOUring {
         return Submission(s)
     }
 
+    /// `write(fd, bytes, length)` at offset 0 (io_uring_prep_write), e.g. 8 bytes to an eventfd.
+    @inlinable @inline(__always) @discardableResult
+    public func prepareWrite(fd: Int32, from bytes: UnsafeRawPointer, length: UInt32, token: Token) -> Submission {
+        let s = sqe()
+        io_uring_prep_write(s, fd, bytes, length, 0)
+        s.setToken(token)
+        return Submission(s)
+    }
+
     /// A multishot read into the provided buffers of group `group` (IORING_OP_READ_MULTISHOT, Linux 6.7).
     @inlinable @inline(__always) @discardableResult
     public func prepareReadMultishot(fd: Int32, group: UInt16, token: Token) -> Submission {
@@ -296,6 +311,15 @@ extension IOUring {
     public func prepareCancel(fd: Int32, token: Token) -> Submission {
         let s = sqe()
         io_uring_prep_cancel_fd(s, fd, UInt32(IORING_ASYNC_CANCEL_ALL))
+        s.setToken(token)
+        return Submission(s)
+    }
+
+    /// Cancels the request submitted with `target` (its fd may be closed already).
+    @inlinable @discardableResult
+    public func prepareCancel(_ target: Token, token: Token) -> Submission {
+        let s = sqe()
+        io_uring_prep_cancel64(s, target.packed, 0)
         s.setToken(token)
         return Submission(s)
     }

@@ -26,7 +26,7 @@ enum Paths {
     /// `sun_path` holds 108 bytes including the terminating NUL.
     static let sunPathCapacity = 108
     /// The per-network socket names; `stream-offload.sock` is the longest.
-    static let networkSocketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock"]
+    static let networkSocketNames = ["dgram.sock", "stream.sock", "dgram-offload.sock", "stream-offload.sock", "vhost-user.sock"]
 
     /// `/run/switchd` for root, else `$XDG_RUNTIME_DIR/switchd`.
     static func defaultRunDir(_ env: Environment) throws(PathError) -> String {

@@ -16,7 +16,7 @@
 # Gbit/s figures go to the log (TCG guests are CPU-bound: these are not benchmarks, see
 # bench/qemu.sh). T27_NIC=dgram puts va and vb on -netdev dgram instead of vhost-user: the same
 # scenario with no vhost-user, which checks the harness itself (guests, image, parsing, restart).
-# T27_VHOST_KIND (default vhostuser) is the port kind `status --json` reports for vhost-user.
+# T27_VHOST_KIND (default vhost-user) is the port kind `status --json` reports for vhost-user.
 source "$(dirname "$0")/lib.sh"
 source "$IT_DIR/guest/guest.sh"
 
@@ -25,7 +25,7 @@ it_require_cmd iperf3 ping qemu-system-x86_64
 it_require_switchd
 
 NIC=${T27_NIC:-vhost}
-VKIND=${T27_VHOST_KIND:-vhostuser}
+VKIND=${T27_VHOST_KIND:-vhost-user}
 SECS=${T27_SECONDS:-3}
 NET=lab
 [[ "$NIC" == vhost || "$NIC" == dgram ]] || it_fail "T27_NIC must be vhost or dgram, not $NIC"

@@ -10,7 +10,8 @@ final class VMArgsTests: XCTestCase {
     private let lab = NetworkStatus(
         name: "lab", mode: "isolated", subnet: "10.77.0.0/24", gateway: "10.77.0.1", mtu: 9000,
         sockets: SocketPaths(dgram: "/run/switchd/lab/dgram.sock", stream: "/run/switchd/lab/stream.sock",
-                             dgramOffload: "/run/switchd/lab/dgram-offload.sock", streamOffload: "/run/switchd/lab/stream-offload.sock"),
+                             dgramOffload: "/run/switchd/lab/dgram-offload.sock", streamOffload: "/run/switchd/lab/stream-offload.sock",
+                             vhostUser: "/run/switchd/lab/vhost-user.sock"),
         ports: [])
     private let mac = MACAddress("52:54:00:12:34:56")!
 
@@ -61,6 +62,31 @@ final class VMArgsTests: XCTestCase {
         XCTAssertEqual(named.options, "-netdev tap,id=n0,ifname=vm7,script=no,downscript=no,vnet_hdr=on "
                        + "-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,host_mtu=1500")
         XCTAssertFalse(named.notes.contains { $0.contains("mtu") }, "MTU 1500 is a TAP's default")
+    }
+
+    func testQEMUVhostUser() {
+        let args = VMRecipes.qemu(lab, kind: .vhostUser, mac: mac, id: "n0", attach: false, memory: "512M")
+        XCTAssertEqual(args.options, "-m 512M -object memory-backend-memfd,id=mem-n0,size=512M,share=on -numa node,memdev=mem-n0 "
+                       + "-chardev socket,id=chr-n0,path=/run/switchd/lab/vhost-user.sock,reconnect=1 "
+                       + "-netdev vhost-user,id=n0,chardev=chr-n0 "
+                       + "-device virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56,mrg_rxbuf=on,host_mtu=9000")
+        XCTAssertEqual(args.notes.count, 3)
+        XCTAssertTrue(args.notes[2].contains("--tcg"))
+        let tcg = VMRecipes.qemu(lab, kind: .vhostUser, mac: mac, id: "n0", attach: false, memory: "512M", tcg: true)
+        XCTAssertTrue(tcg.options.hasSuffix(",mrg_rxbuf=on,host_mtu=9000,vectors=0"))
+        XCTAssertEqual(tcg.notes.count, 2)
+        var unnamed = lab
+        unnamed.sockets = SocketPaths()
+        XCTAssertTrue(VMRecipes.qemu(unnamed, kind: .vhostUser, mac: mac, id: "n0", attach: false).options
+                        .contains("path=RUNDIR/lab/vhost-user.sock,"))
+    }
+
+    func testQEMUArgsVhostUserOptions() throws {
+        XCTAssertNoThrow(try QEMUArgsCommand.parse(["lab", "--vhost-user", "--memory", "2G"]))
+        XCTAssertThrowsError(try QEMUArgsCommand.parse(["lab", "--vhost-user", "--attach"]))
+        XCTAssertThrowsError(try QEMUArgsCommand.parse(["lab", "--vhost-user", "--kind", "tap"]))
+        XCTAssertThrowsError(try QEMUArgsCommand.parse(["lab", "--kind", "vhost-user", "--memory", "0G"]))
+        XCTAssertThrowsError(try QEMUArgsCommand.parse(["lab", "--kind", "vhost-user", "--memory", "lots"]))
     }
 
     func testQEMUAttachForms() {

@@ -1,7 +1,8 @@
 // Egress: a frame to one port in the form that port can take, and its hand-over to the port's queue.
 //
-// Design note (netmap's "mismatch datapath", netmap_offloadings.c). TAP and link ports take a
-// frame as received, virtio-net header included. Socket ports cannot: they get complete
+// Design note (netmap's "mismatch datapath", netmap_offloadings.c). TAP and link ports, and
+// vhost-user guests that negotiated GUEST_CSUM and GUEST_TSO4/6 (`takesOffloads`), take a frame as
+// received, virtio-net header included. Socket ports cannot: they get complete
 // checksums, and super-frames either whole (header-less offload peers) or cut into MTU-size
 // segments. Those variants are built lazily, at most once per frame, and shared by every port of
 // a flood by reference count; they belong to the frame (`EgressVariants`), not to the loop, so a
@@ -24,13 +25,13 @@ struct EgressVariants {
 }
 
 extension ForwardingLoop {
-    /// Sends `frame` to port `out` in the form that port can take: as is to TAP and link ports
-    /// (virtio-net header included), with complete checksums to socket ports, cut into MTU-size
+    /// Sends `frame` to port `out` in the form that port can take: as is to TAP, link and offload
+    /// vhost-user ports (virtio-net header included), with complete checksums to socket ports, cut into MTU-size
     /// segments for socket ports that cannot take super-frames.
     @inline(__always)
     func deliver(_ frame: Frame, to out: UInt16, unicast: Bool, variants: inout EgressVariants) {
         let port = ports + Int(out)
-        if port.pointee.kind.hasVnetHeader {
+        if port.pointee.takesOffloads {
             if frame.header.isGSO { port.pointee.superFrames &+= 1 }
             enqueue(frame, to: out)
             return

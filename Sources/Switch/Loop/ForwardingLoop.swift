@@ -31,6 +31,8 @@ public struct NetworkSockets {
     public var stream: Int32 = -1
     public var dgramOffload: Int32 = -1
     public var streamOffload: Int32 = -1
+    /// vhost-user.sock: QEMU `-netdev vhost-user` guests (Ports/VhostUserPort.swift).
+    public var vhostUser: Int32 = -1
 
     func dgramFD(offload: Bool) -> Int32 { offload ? dgramOffload : dgram }
     func streamFD(offload: Bool) -> Int32 { offload ? streamOffload : stream }
@@ -109,6 +111,10 @@ final class ForwardingLoop {
     let dgramReceives: UnsafeMutablePointer<DgramReceive>
     /// An accept in flight on stream.sock [0] and stream-offload.sock [1].
     var acceptPending: (Bool, Bool) = (false, false)
+    /// An accept in flight on vhost-user.sock.
+    var vhostAcceptPending = false
+    /// vhost-user ports whose guest TX ring held more than a turn's budget (Ports/VhostUserPort.swift).
+    var vhostBacklog: [UInt16] = []
     /// Datagrams from unnamed senders (they cannot be answered) and truncated ones.
     var unaddressable: UInt64 = 0
     var truncated: UInt64 = 0
@@ -200,6 +206,8 @@ final class ForwardingLoop {
             armDgramReceive(offload: offload)
             armAccept(offload: offload)
         }
+        armVhostAccept()
+        vhostBacklog.reserveCapacity(Self.maxPorts)
         if let services {
             for (family, fd) in [services.upstreamIPv4, services.upstreamIPv6].enumerated() where fd >= 0 {
                 armServiceSocket(fd: fd, family: family)
@@ -221,6 +229,7 @@ final class ForwardingLoop {
             turns &+= 1
             if !retrying.isEmpty { retrySends() }
             if receivesStarved { rearmStarved() }
+            if !vhostBacklog.isEmpty { drainBacklog() }
             if now != lastTick { tick() }
         }
         closeAll()
@@ -261,6 +270,10 @@ final class ForwardingLoop {
         case .eventRead: eventDone()
         case .cancel: break
         case .captureWritable: captureWritableDone(c)
+        case .vhostAccept: vhostAcceptDone(result: c.result)
+        case .vhostControl: vhostControlDone(slot: c.token.slot, result: c.result, flags: c.flags)
+        case .vhostKick: vhostKickDone(slot: c.token.slot, aux: c.token.aux, result: c.result)
+        case .vhostCall: break
         }
     }
 

@@ -30,7 +30,8 @@ extension ForwardingLoop {
             list.append(PortStatus(
                 id: info.id, kind: p.kind.name, peer: info.peer,
                 macs: macs.filter { $0.port == slot }.map { $0.mac.description },
-                offloads: p.kind.hasVnetHeader ? ["csum", "tso4", "tso6", "uso"] : p.offloadPeer ? ["headerless"] : [],
+                offloads: p.kind.hasVnetHeader ? ["csum", "tso4", "tso6", "uso"]
+                    : p.takesOffloads ? ["csum", "tso4", "tso6"] : p.offloadPeer ? ["headerless"] : [],
                 rx: TrafficCount(packets: p.rxPackets, bytes: p.rxBytes),
                 tx: TrafficCount(packets: p.txPackets, bytes: p.txBytes),
                 drops: drops, segmented: p.segmented, superFrames: p.superFrames, security: p.guards.names))

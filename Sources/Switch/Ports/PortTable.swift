@@ -24,6 +24,7 @@ extension ForwardingLoop {
         port.pointee.phase = .active
         port.pointee.kind = kind
         port.pointee.fd = fd
+        port.pointee.takesOffloads = kind.hasVnetHeader
         port.pointee.lastReceive = now
         port.pointee.guards = PortGuards.of(kind: kind, info: info, network: spec)
         let capacity = spec.queueFrames
@@ -98,6 +99,7 @@ extension ForwardingLoop {
             pool.release(last.pointee.buffer)
             port.pointee.queueCount -= 1
         }
+        if port.pointee.kind == .vhostUser { cancelVhostRequests(slot) }
         if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0 || port.pointee.waitingWritable) {
             if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Socket.shutRDWR) }
             ring.prepareCancel(fd: port.pointee.fd, token: Token(.cancel))
@@ -110,11 +112,13 @@ extension ForwardingLoop {
     func finishIfIdle(_ slot: UInt16) {
         let port = ports + Int(slot)
         guard port.pointee.phase == .closing, !port.pointee.receivePending, port.pointee.inFlight == 0,
-              !port.pointee.retryPending, !port.pointee.waitingWritable else { return }
+              !port.pointee.retryPending, !port.pointee.waitingWritable,
+              (port.pointee.vhost?.pointee.pending ?? 0) == 0 else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
         if port.pointee.fd >= 0 { close(port.pointee.fd) }
         if shares.close(slot, uring: ring, pool: &pool) { pool.setLimit(pool.limit - ReceiveShares.ringEntries) }
         if port.pointee.kind == .link, let info = infos[Int(slot)] { Link.restore(info) }
+        releaseVhost(port)
         port.pointee.queue?.deallocate()
         port.pointee.streamBuffer?.deallocate()
         port.pointee.streamIOV?.deallocate()

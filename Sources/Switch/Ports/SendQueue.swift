@@ -20,12 +20,17 @@ extension ForwardingLoop {
             submitTAPSends(port, token: token)
             return
         }
+        if port.pointee.kind == .vhostUser {
+            submitVhostSends(port, slot: slot)  // copies into guest memory at once: nothing in flight
+            return
+        }
         guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending,
               !port.pointee.waitingWritable else { return }
         switch port.pointee.kind {
         case .tap, .link, .dgramPeer, .dgramConnected: submitChain(port, token: token)
         case .dgramShared: submitSharedDgramSend(port, token: token)
         case .stream: submitStreamSend(port, token: token)
+        case .vhostUser: break  // above
         }
     }
 
@@ -65,6 +70,7 @@ extension ForwardingLoop {
             }
             chainSendDone(slot, result: result)
         case .stream: streamSendDone(slot, result: result)
+        case .vhostUser: break  // never in flight
         }
         if port.pointee.phase == .closing {
             finishIfIdle(slot)

@@ -52,7 +52,8 @@ enum StatusReport {
             if let uplink = network.uplink { out += " uplink \(uplink)" }
             out += "\n"
             let sockets = [("dgram", network.sockets.dgram), ("stream", network.sockets.stream),
-                           ("dgram-offload", network.sockets.dgramOffload), ("stream-offload", network.sockets.streamOffload)]
+                           ("dgram-offload", network.sockets.dgramOffload), ("stream-offload", network.sockets.streamOffload),
+                           ("vhost-user", network.sockets.vhostUser)]
                 .compactMap { name, path in path.map { [name, $0] } }
             if !sockets.isEmpty { out += indent(table(sockets), "  ") }
             for warning in network.warnings ?? [] { out += "  warning: \(warning)\n" }

@@ -12,7 +12,10 @@ struct VMArgs: Equatable {
 /// The recipes, as pure functions of a network's status (golden-tested).
 enum VMRecipes {
     /// QEMU's netdev kinds that reach switchd.
-    enum QEMUKind: String, CaseIterable, ExpressibleByArgument { case dgram, stream, tap }
+    enum QEMUKind: String, CaseIterable, ExpressibleByArgument {
+        case dgram, stream, tap
+        case vhostUser = "vhost-user"
+    }
 
     /// The default MAC: QEMU's locally administered 52:54:00 prefix (bit 1 of the first byte set) and 24
     /// bits of FNV-1a over "switchd-vm/NETWORK/NAME", so a VM name gives the same MAC every time.
@@ -36,7 +39,7 @@ enum VMRecipes {
 
     /// `qemu-args`. `locate` follows the switchd commands of the notes (the caller's ` --run-dir DIR`, say).
     static func qemu(_ network: NetworkStatus, kind: QEMUKind, mac: MACAddress, id: String, attach: Bool,
-                     ifname: String? = nil, locate: String = "") -> VMArgs {
+                     ifname: String? = nil, memory: String = "1G", tcg: Bool = false, locate: String = "") -> VMArgs {
         let name = network.name
         let device = device(id: id, mac: mac, mtu: network.mtu)
         if attach {
@@ -74,6 +77,26 @@ enum VMRecipes {
             notes.append("  switchd port add \(name) --link \(tap)\(locate)")
             notes.append("the port goes when QEMU exits and its TAP with it.")
             return VMArgs(options: "\(netdev) \(device)", notes: notes)
+        case .vhostUser:
+            // vhost-user needs the guest's RAM in shared, fd-backed memory: the memfd backend, as the
+            // guest's only NUMA node, the same size as -m (docs/PROTOCOLS.md §vhost-user).
+            let path = network.sockets.vhostUser ?? "RUNDIR/\(name)/vhost-user.sock"
+            let chardev = "chr-\(id)"
+            let options = "-m \(memory) -object memory-backend-memfd,id=mem-\(id),size=\(memory),share=on "
+                + "-numa node,memdev=mem-\(id) -chardev socket,id=\(chardev),path=\(path),reconnect=1 "
+                + "-netdev vhost-user,id=\(id),chardev=\(chardev) "
+                + "-device virtio-net-pci,netdev=\(id),mac=\(mac),mrg_rxbuf=on,host_mtu=\(network.mtu)"
+                + (tcg ? ",vectors=0" : "")
+            var notes = [
+                "the guest's RAM is the shared memfd (-m and the backend's size must match: --memory SIZE); "
+                    + "checksum and TSO offloads cross into the switch, the fastest way to join a VM.",
+                "reconnect=1: QEMU rejoins within a second after switchd restarts.",
+            ]
+            if !tcg {
+                notes.append("without KVM (-accel tcg) add --tcg: QEMU 7.2 crashes starting a vhost-user NIC with MSI-X under TCG; "
+                             + "--tcg turns MSI-X off (vectors=0).")
+            }
+            return VMArgs(options: options, notes: notes)
         }
     }
 
@@ -173,8 +196,18 @@ struct QEMUArgsCommand: SwitchdCommand {
     @Argument(help: "The network.")
     var network: String
 
-    @Option(help: "How QEMU joins: dgram (dgram.sock), stream (stream.sock) or tap (QEMU's TAP joined as a link port).")
+    @Option(help: "How QEMU joins: dgram (dgram.sock), stream (stream.sock), tap (QEMU's TAP joined as a link port) or vhost-user (vhost-user.sock, shared memory, offloads).")
     var kind: VMRecipes.QEMUKind = .dgram
+
+    @Flag(name: .customLong("vhost-user"), help: "Same as --kind vhost-user.")
+    var vhostUser = false
+
+    @Option(help: ArgumentHelp("--kind vhost-user: the guest's RAM (QEMU size, e.g. 512M, 2G): printed as -m and the shared backend's size.",
+                               valueName: "SIZE"))
+    var memory = "1G"
+
+    @Flag(help: "--kind vhost-user: the VM runs without KVM (-accel tcg); adds vectors=0 (QEMU 7.2 crashes setting up MSI-X for vhost-user under TCG).")
+    var tcg = false
 
     @Option(help: ArgumentHelp("The netdev id.", valueName: "ID"))
     var id = "n0"
@@ -187,13 +220,21 @@ struct QEMUArgsCommand: SwitchdCommand {
 
     func validate() throws {
         if vm.attach && kind == .tap { throw ValidationError("--attach is for dgram and stream (a TAP cannot be passed to QEMU on Linux)") }
+        if vm.attach && (kind == .vhostUser || vhostUser) {
+            throw ValidationError("--attach is for dgram and stream (QEMU connects to vhost-user.sock itself, and reconnects)")
+        }
+        if vhostUser && kind != .dgram && kind != .vhostUser { throw ValidationError("--vhost-user and --kind \(kind.rawValue) contradict") }
+        let digits = memory.last.map { "MGT".contains($0) } == true ? memory.dropLast() : Substring(memory)
+        guard let first = digits.first, first != "0", digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else {
+            throw ValidationError("--memory \"\(memory)\" is not a QEMU size like 512M or 2G")
+        }
         if let ifname, let problem = Names.interfaceProblem(ifname) { throw ValidationError(problem) }
     }
 
     func execute() throws {
         let status = try locate.network(network)
-        emit(VMRecipes.qemu(status, kind: kind, mac: vm.resolvedMAC(network: network), id: id, attach: vm.attach,
-                            ifname: ifname, locate: locate.arguments))
+        emit(VMRecipes.qemu(status, kind: vhostUser ? .vhostUser : kind, mac: vm.resolvedMAC(network: network), id: id,
+                            attach: vm.attach, ifname: ifname, memory: memory, tcg: tcg, locate: locate.arguments))
     }
 }
 
