@@ -86,7 +86,7 @@ final class ControlServer: @unchecked Sendable {
             } catch {
                 if lock.withLock({ stopped }) { return }
                 Log.warning("control socket: \(error)")
-                usleep(100_000) // EMFILE and friends: do not spin
+                PosixThread.sleep(milliseconds: 100) // EMFILE and friends: do not spin
                 continue
             }
             let peer: PeerCredentials
@@ -135,7 +135,7 @@ final class ControlServer: @unchecked Sendable {
         func answer(_ line: [UInt8]) throws -> Bool {
             let response = service.respond(to: line, from: peer, session: session)
             if let (lease, port) = response.attached {
-                defer { close(port.clientFD) }
+                defer { Descriptor.close(port.clientFD) }
                 do {
                     try connection.write(response.reply.line, passing: port.clientFD)
                 } catch {
@@ -147,7 +147,7 @@ final class ControlServer: @unchecked Sendable {
                 Log.info("network \(lease.network): port \(lease.port) attached for pid \(peer.pid) (uid \(peer.uid))")
             } else if let fd = session.takePassing() {
                 // A reply that starts a capture passes its socket in the same sendmsg.
-                defer { close(fd) }
+                defer { Descriptor.close(fd) }
                 try connection.write(response.reply.line, passing: fd)
                 becomeLease()
             } else {
