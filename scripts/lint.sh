@@ -21,7 +21,7 @@ report "only SwitchSys calls liburing" \
 # have methods of those names that they call unqualified.
 calls='open|close|read|write|fcntl|ioctl|poll|bind|connect|listen|accept|accept4|socket|socketpair|recv|sendto'
 calls+='|recvfrom|sendmsg|recvmsg|getsockopt|setsockopt|unlink|mkdir|rmdir|opendir|rename|fsync|mmap|munmap'
-calls+='|pthread_[a-z_]+|kill|waitpid|getpid|chmod|chown|stat|lstat|access|clock_gettime|nanosleep|usleep|sleep'
+calls+='|pthread_[a-z_]+|kill|waitpid|getpid|geteuid|getuid|chmod|chown|stat|lstat|access|clock_gettime|nanosleep|usleep|sleep'
 calls+='|pipe|dup2?|execv[pe]?|posix_spawnp?|sigwait|sigtimedwait|sigprocmask|eventfd'
 direct=$(CALLS="$calls" perl -ne '
     BEGIN { $calls = $ENV{CALLS} }

@@ -1,4 +1,4 @@
-// File: small whole-file reads and atomic replacement (state files, sysctls, resolv.conf), and the path calls of the control socket.
+// File: small whole-file reads and writes, atomic replacement (state files, sysctls, resolv.conf), directories, and the path calls of the control socket and `attach`.
 //
 // One rule for every small file switchd reads: read to the end, EINTR retried, at most `limit` bytes
 // (cut there, or refused with EFBIG, as the caller says). One way to replace a file: write a
@@ -6,7 +6,7 @@
 // itself to survive a crash) fsync the directory. Failures are `SysError`s naming the call and path.
 internal import Glibc
 
-/// Whole-file reads and writes of small files, and path calls (lstat, chmod, chown, unlink).
+/// Whole-file reads and writes of small files, directories, and path calls (stat, access, chmod, chown, unlink).
 public enum File {
     /// The contents of `path`, read to its end. More than `limit` bytes: the first `limit` when
     /// `truncating`, else an EFBIG error. Throws `open PATH` or `read PATH` errors.

@@ -70,6 +70,9 @@ public enum Program {
 
     /// This process's id.
     public static var currentProcessID: Int32 { getpid() }
+
+    /// This process's effective user id (0: root).
+    public static var effectiveUserID: UInt32 { geteuid() }
 }
 
 extension String {

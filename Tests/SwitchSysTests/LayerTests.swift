@@ -189,5 +189,6 @@ final class MemoryAndSignalTests: XCTestCase {
         XCTAssertNil(box.timedOut, "nothing pending: the timed wait times out")
         XCTAssertEqual(box.received, SIGUSR2)
         XCTAssertEqual(Program.currentProcessID, getpid())
+        XCTAssertEqual(Program.effectiveUserID, geteuid())
     }
 }

@@ -64,7 +64,7 @@ struct ControlService: Sendable {
     let handler: any ControlHandler
     let access: AccessPolicy
 
-    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, geteuid()], controlGroup: ControlGroup? = nil) {
+    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, Program.effectiveUserID], controlGroup: ControlGroup? = nil) {
         self.handler = handler
         self.access = AccessPolicy(privilegedUIDs: privilegedUIDs, group: controlGroup)
     }
