@@ -32,5 +32,10 @@ direct=$(CALLS="$calls" perl -ne '
     close ARGV if eof;
 ' $(find Sources/Switch Sources/switchd -name '*.swift' | sort))
 report "Switch and switchd call libc's syscall wrappers only through SwitchSys" "$direct"
+# One mutex type (docs/decisions.md "Targets and layers"): SwitchSys's Lock, not Foundation's or
+# the Synchronization module's.
+report "Switch and switchd lock with SwitchSys's Lock" \
+    "$(grep -rnE '\b(NSLock|NSRecursiveLock|NSConditionLock|NSCondition|Mutex<)\b|^[a-z@_ ]*import Synchronization' \
+        Sources/Switch Sources/switchd --include=*.swift | grep -vE ':[0-9]+: *//')"
 ((bad == 0)) && echo "lint: layering holds"
 exit $bad

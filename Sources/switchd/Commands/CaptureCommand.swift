@@ -94,7 +94,7 @@ final class CaptureConnection: @unchecked Sendable {
     private let control: UnixSocket
     private let records: Int32
     private var stopped = false
-    private let lock = NSLock()
+    private let lock = Lock()
 
     /// Why `receive` returned.
     enum End { case count, interrupted, daemon, outputFailed }

@@ -13,7 +13,7 @@ final class ControlServer: @unchecked Sendable {
     let limits: ConnectionLimits
 
     private let listener: UnixSocket
-    private let lock = NSLock()
+    private let lock = Lock()
     /// Open connections that hold nothing, by uid; a refused one is told why and closed.
     private var admission: ControlAdmission
     /// Refusals as log lines, at most one a second per uid.
