@@ -30,11 +30,9 @@ struct BufferPool {
 
     init(capacity: Int, initialLimit: Int) throws(SwitchError) {
         let bytes = capacity * Self.slotSize
-        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else {
-            throw SwitchError("cannot reserve \(bytes >> 20) MiB for frame buffers: \(errnoText(errno))")
+        do { base = try AnonymousMemory.map(bytes: bytes) } catch {
+            throw SwitchError("cannot reserve \(bytes >> 20) MiB for frame buffers: \(error.errno)")
         }
-        base = p
         self.capacity = capacity
         freeStack = .allocate(capacity: capacity)
         refcounts = .allocate(capacity: capacity)
@@ -43,7 +41,7 @@ struct BufferPool {
     }
 
     func destroy() {
-        munmap(base, capacity * Self.slotSize)
+        AnonymousMemory.unmap(base, bytes: capacity * Self.slotSize)
         freeStack.deallocate()
         refcounts.deallocate()
     }

@@ -134,7 +134,7 @@ public final class Capture: @unchecked Sendable {
 
     deinit {
         end()
-        if readerFD >= 0 { close(readerFD) }
+        if readerFD >= 0 { Descriptor.close(readerFD) }
     }
 
     /// The reading end of the capture's socket, for the client; the caller passes it on and closes it.

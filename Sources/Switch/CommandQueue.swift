@@ -3,8 +3,8 @@
 // A command is posted under a mutex and announced on the loop's eventfd; the loop runs it between
 // batches and signals the poster. Once per control request, never per frame.
 import Dispatch
-import Glibc
 import Proto
+import SwitchSys
 
 /// A request to the forwarding loop, with its reply.
 final class LoopCommand: @unchecked Sendable {
@@ -86,29 +86,23 @@ final class LoopCommand: @unchecked Sendable {
 
 /// Commands waiting for the loop, announced on its eventfd.
 final class CommandQueue: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
+    private let mutex = Lock()
     private var items: [LoopCommand] = []
     private var eventFD: Int32 = -1
-
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
 
     func attach(eventFD: Int32) { self.eventFD = eventFD }
 
     func post(_ command: LoopCommand) {
-        pthread_mutex_lock(&mutex)
-        items.append(command)
-        pthread_mutex_unlock(&mutex)
-        var one: UInt64 = 1
-        _ = write(eventFD, &one, 8)
+        mutex.withLock { items.append(command) }
+        EventFD.signal(eventFD)
     }
 
     func takeAll() -> [LoopCommand] {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        let taken = items
-        items.removeAll()
-        return taken
+        mutex.withLock {
+            let taken = items
+            items.removeAll()
+            return taken
+        }
     }
 }
 

@@ -15,19 +15,16 @@ public final class Dataplane: @unchecked Sendable {
     private let housekeeper = Housekeeper()
     private var thread: pthread_t? = nil
     private var stopped = false
-    private var mutex = pthread_mutex_t()
+    private let mutex = Lock()
 
     /// Creates the network's listening sockets under `runDir/NAME/` and its configured ports;
     /// DHCP leases are kept under `stateDir/NAME/` (in memory only when nil).
     public init(runDir: String, stateDir: String? = nil, network spec: NetworkSpec) throws(SwitchError) {
         self.runDir = runDir
         self.spec = spec
-        pthread_mutex_init(&mutex, nil)
         do throws(SwitchError) {
             let dir = "\(runDir)/\(spec.name)"
-            if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                throw SwitchError("cannot create \(dir): \(errnoText(errno))")
-            }
+            do { try File.makeDirectory(dir, mode: 0o755) } catch { throw SwitchError("cannot create \(dir): \(error.errno)") }
             sockets = NetworkSockets()  // from here on, a failure removes the directory
             sockets!.dgram = try Self.bindDgram(path: "\(dir)/dgram.sock")
             sockets!.stream = try Self.listenStream(path: "\(dir)/stream.sock")
@@ -63,18 +60,18 @@ public final class Dataplane: @unchecked Sendable {
     public func start() throws(SwitchError) {
         try housekeeper.start()
         let loop = self.loop
-        thread = try startThread("the forwarding thread") { loop.run() }
+        do { thread = try PosixThread.start("the forwarding thread") { loop.run() } } catch { throw SwitchError(error) }
     }
 
     /// Stops the forwarding thread, closes every port, removes sockets and TAP devices. Idempotent.
     public func shutdown() {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         guard !stopped else { return }
         stopped = true
         if let thread {
             commands.post(LoopCommand(.stop))
-            pthread_join(thread, nil)
+            PosixThread.join(thread)
             self.thread = nil
         } else {
             loop.closeWithoutRunning()  // ports opened before start(): close them here
@@ -109,10 +106,10 @@ public final class Dataplane: @unchecked Sendable {
     private static func removeSockets(_ sockets: NetworkSockets?, runDir: String, spec: NetworkSpec) {
         guard let sockets else { return }
         for fd in [sockets.dgram, sockets.stream, sockets.dgramOffload, sockets.streamOffload, sockets.vhostUser]
-        where fd >= 0 { close(fd) }
+        where fd >= 0 { Descriptor.close(fd) }
         let dir = "\(runDir)/\(spec.name)"
-        for name in socketNames { unlink("\(dir)/\(name)") }
-        rmdir(dir)
+        for name in socketNames { File.remove("\(dir)/\(name)") }
+        File.removeDirectory(dir)
     }
 
     /// Checks that a request names this dataplane's network.
@@ -204,8 +201,8 @@ public final class Dataplane: @unchecked Sendable {
             try run(command)
             return Capture(dataplane: self, ticket: try command.capture.get(), readerFD: reader)
         } catch {
-            close(writer)
-            close(reader)
+            Descriptor.close(writer)
+            Descriptor.close(reader)
             program?.deallocate()
             throw error
         }
@@ -218,14 +215,14 @@ public final class Dataplane: @unchecked Sendable {
     /// after its network stopped, and its counters are still wanted. False when the command did not run.
     @discardableResult
     func runOnLoop(_ command: LoopCommand, runHere: Bool = true) -> Bool {
-        pthread_mutex_lock(&mutex)
+        mutex.lock()
         if thread != nil && !stopped {
             commands.post(command)
-            pthread_mutex_unlock(&mutex)
+            mutex.unlock()
             command.wait()
             return true
         }
-        defer { pthread_mutex_unlock(&mutex) }
+        defer { mutex.unlock() }
         guard runHere else { return false }
         command.execute(on: loop)
         return true
@@ -252,8 +249,8 @@ extension Dataplane {
             return AttachedPort(id: try command.portID.get(), clientFD: theirs)
         } catch {
             // The loop took `ours` only if it made a port of it.
-            if case .failure = command.portID { close(ours) }
-            close(theirs)
+            if case .failure = command.portID { Descriptor.close(ours) }
+            Descriptor.close(theirs)
             throw error
         }
     }

@@ -8,7 +8,6 @@
 // so a SIGTERM (Dataplane.shutdown) still saves the last snapshot. Periodic jobs (the resolv.conf
 // check) run on the same thread between them; `Mailbox` carries their results back to the loop,
 // which only ever tries its lock.
-import Glibc
 import SwitchSys
 
 /// One background thread per Dataplane for blocking file work, with coalescing slots.
@@ -16,37 +15,27 @@ final class Housekeeper: @unchecked Sendable {
     /// A job: a closure that may block (write, fsync, rename).
     typealias Job = @Sendable () -> Void
 
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private let mutex = Lock()
+    /// Signalled on new work and on `stop`, broadcast when a job ends; timed waits are monotonic.
+    private let condition: Condition
     /// The pending job of each slot (nil: nothing to do).
     private var pending: [Job?] = []
     private var pendingCount = 0
     /// True while a job taken from `pending` is running.
     private var busy = false
     private var stopping = false
-    private var thread: pthread_t?
+    private var thread: PosixThread.Handle?
     /// Jobs run so far (for tests and logs).
     private var completedJobs = 0
     /// Jobs run every `interval` nanoseconds (CLOCK_MONOTONIC) while the thread runs.
     private var periodic: [(interval: Int64, next: Int64, job: Job)] = []
 
     init() {
-        mutex = .allocate(capacity: 1)
-        condition = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)   // timed waits ignore wall-clock steps
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
+        condition = Condition(mutex)   // timed waits ignore wall-clock steps
     }
 
     deinit {
         stop()
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
     }
 
     /// A new coalescing slot; call before `start` (slots are never removed).
@@ -65,7 +54,8 @@ final class Housekeeper: @unchecked Sendable {
 
     /// Starts the thread. Jobs submitted before it starts wait for it (or for `stop`).
     func start() throws(SwitchError) {
-        let t = try startThread("the housekeeping thread") { self.run() }
+        let t: PosixThread.Handle
+        do { t = try PosixThread.start("the housekeeping thread") { self.run() } } catch { throw SwitchError(error) }
         locked { thread = t }
     }
 
@@ -75,21 +65,21 @@ final class Housekeeper: @unchecked Sendable {
             guard pending.indices.contains(slot) else { return }
             if pending[slot] == nil { pendingCount += 1 }
             pending[slot] = job
-            pthread_cond_signal(condition)
+            condition.signal()
         }
     }
 
     /// Runs every pending job, then ends the thread. Idempotent; without a thread the pending jobs
     /// run on the caller's thread.
     func stop() {
-        let running: pthread_t? = locked {
+        let running: PosixThread.Handle? = locked {
             stopping = true
-            pthread_cond_signal(condition)
+            condition.signal()
             defer { thread = nil }
             return thread
         }
         if let running {
-            pthread_join(running, nil)
+            PosixThread.join(running)
         }
         while let job = takeJob(waiting: false) { runJob(job) }
     }
@@ -97,7 +87,7 @@ final class Housekeeper: @unchecked Sendable {
     /// Waits until nothing is pending or running (for tests and orderly shutdown).
     func waitUntilIdle() {
         locked {
-            while pendingCount > 0 || busy { pthread_cond_wait(condition, mutex) }
+            while pendingCount > 0 || busy { condition.wait() }
         }
     }
 
@@ -113,7 +103,7 @@ final class Housekeeper: @unchecked Sendable {
         locked {
             busy = false
             completedJobs += 1
-            pthread_cond_broadcast(condition)  // waitUntilIdle
+            condition.broadcast()  // waitUntilIdle
         }
     }
 
@@ -129,11 +119,11 @@ final class Housekeeper: @unchecked Sendable {
                     return job
                 }
                 if !waiting || stopping {
-                    pthread_cond_broadcast(condition)
+                    condition.broadcast()
                     return nil
                 }
                 guard let due = periodic.indices.min(by: { periodic[$0].next < periodic[$1].next }) else {
-                    pthread_cond_wait(condition, mutex)
+                    condition.wait()
                     continue
                 }
                 let now = Self.monotonicNanoseconds()
@@ -142,59 +132,45 @@ final class Housekeeper: @unchecked Sendable {
                     busy = true
                     return periodic[due].job
                 }
-                var deadline = timespec(tv_sec: Int(periodic[due].next / 1_000_000_000),
-                                        tv_nsec: Int(periodic[due].next % 1_000_000_000))
-                _ = pthread_cond_timedwait(condition, mutex, &deadline)
+                condition.wait(untilMonotonicNanoseconds: periodic[due].next)
             }
         }
     }
 
     private static func monotonicNanoseconds() -> Int64 { Clock.monotonicNanoseconds() }
 
-    private func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
-    }
+    private func locked<T>(_ body: () -> T) -> T { mutex.withLock(body) }
 }
 
 /// The latest value a housekeeping job produced, for the forwarding thread to pick up without
 /// ever waiting: `take` only tries the lock (a busy lock means "nothing yet", next tick again).
 final class Mailbox<Value: Sendable & Equatable>: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let mutex = Lock()
     private var value: Value?
     /// What was posted last (or given at first), so an unchanged value is not posted again.
     private var last: Value
 
     init(initial: Value) {
         last = initial
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
     }
 
     /// Leaves `value` for the next `take`, replacing one not yet taken, unless it equals the last
     /// value posted (housekeeping thread).
     func post(_ value: Value) {
-        pthread_mutex_lock(mutex)
-        if value != last {
-            last = value
-            self.value = value
+        mutex.withLock {
+            if value != last {
+                last = value
+                self.value = value
+            }
         }
-        pthread_mutex_unlock(mutex)
     }
 
     /// The value posted since the last take, if any and if the lock is free; never blocks.
     func take() -> Value? {
-        guard pthread_mutex_trylock(mutex) == 0 else { return nil }
-        defer { pthread_mutex_unlock(mutex) }
-        guard value != nil else { return nil }
-        defer { value = nil }
-        return value
+        mutex.withLockIfAvailable { () -> Value? in
+            defer { value = nil }
+            return value
+        } ?? nil
     }
 }
 

@@ -7,7 +7,6 @@
 // host and shared modes the uplink's gateway address is local to the same host, and the kernel
 // would otherwise answer the guest's ARP for the gateway with the link's MAC, pulling the guest's
 // gateway traffic away from the uplink. Both are restored when the port goes (docs/DESIGN.md §2).
-import Glibc
 import SwitchSys
 
 enum Link {
@@ -22,7 +21,7 @@ enum Link {
         let hadIPv6 = ipv6Enabled(interface: name)
         if hadIPv6 { setIPv6(interface: name, enabled: false) }
         var arpIgnore = Sysctl.read(arpIgnorePath(name))
-        if arpIgnore == "8" || !Sysctl.write(arpIgnorePath(name), "8") { arpIgnore = nil }
+        if arpIgnore == "8" || (try? Sysctl.write(arpIgnorePath(name), "8")) == nil { arpIgnore = nil }
         // QEMU leaves a TAP it opened with script=no down; frames written to a down TAP are lost.
         do {
             try NetworkInterface.setUp(name)
@@ -30,7 +29,7 @@ enum Link {
             return (socket.fd, socket.headerSize, hadIPv6, arpIgnore)
         } catch {
             if hadIPv6 { setIPv6(interface: name, enabled: true) }
-            if let arpIgnore { _ = Sysctl.write(arpIgnorePath(name), arpIgnore) }
+            if let arpIgnore { try? Sysctl.write(arpIgnorePath(name), arpIgnore) }
             throw SwitchError(error.errno == .EPERM ? "joining \(name) needs CAP_NET_ADMIN and CAP_NET_RAW"
                                                     : "cannot join interface \(name): \(error.errno)")
         }
@@ -42,7 +41,7 @@ enum Link {
     static func restore(_ info: PortInfo) {
         guard let interface = info.interface else { return }
         if info.restoreIPv6 { setIPv6(interface: interface, enabled: true) }
-        if let value = info.restoreARPIgnore { _ = Sysctl.write(arpIgnorePath(interface), value) }
+        if let value = info.restoreARPIgnore { try? Sysctl.write(arpIgnorePath(interface), value) }
     }
 
     private static func ipv6Path(_ name: String) -> String { "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6" }
@@ -50,6 +49,6 @@ enum Link {
     static func ipv6Enabled(interface name: String) -> Bool { Sysctl.read(ipv6Path(name)) == "0" }
 
     static func setIPv6(interface name: String, enabled: Bool) {
-        _ = Sysctl.write(ipv6Path(name), enabled ? "0" : "1")
+        try? Sysctl.write(ipv6Path(name), enabled ? "0" : "1")
     }
 }

@@ -1,5 +1,5 @@
 // Log: leveled lines on stderr, shared by the daemon and the dataplane (never called per packet).
-import Glibc
+import SwitchSys
 
 /// Severity of a log line; lines below the configured level are not written.
 public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
@@ -15,15 +15,14 @@ public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
 public enum Log {
     nonisolated(unsafe) public static var level: LogLevel = .info
 
-    public static func debug(_ message: @autoclosure () -> String) { write(.debug, message) }
-    public static func info(_ message: @autoclosure () -> String) { write(.info, message) }
-    public static func notice(_ message: @autoclosure () -> String) { write(.notice, message) }
-    public static func warning(_ message: @autoclosure () -> String) { write(.warning, message) }
-    public static func error(_ message: @autoclosure () -> String) { write(.error, message) }
+    public static func debug(_ message: @autoclosure () -> String) { emit(.debug, message) }
+    public static func info(_ message: @autoclosure () -> String) { emit(.info, message) }
+    public static func notice(_ message: @autoclosure () -> String) { emit(.notice, message) }
+    public static func warning(_ message: @autoclosure () -> String) { emit(.warning, message) }
+    public static func error(_ message: @autoclosure () -> String) { emit(.error, message) }
 
-    private static func write(_ l: LogLevel, _ message: () -> String) {
+    private static func emit(_ l: LogLevel, _ message: () -> String) {
         guard l >= level else { return }
-        let line = "switchd \(l): \(message())\n"
-        _ = line.withCString { fputs($0, stderr) }
+        File.writeStandardError("switchd \(l): \(message())\n")
     }
 }

@@ -8,7 +8,6 @@
 // server on kernel sockets. Start order is dataplane (with uplink), table, sysctls, DNS, thread;
 // stop is the reverse. Host-wide state that outlives a crash (sysctls, tables) is recorded in the
 // state directory and cleaned at the next start (`recover`).
-import Glibc
 import Proto
 import SwitchSys
 
@@ -25,7 +24,7 @@ public final class Switchboard: @unchecked Sendable {
     private let runDir: String
     private let stateDir: String?
     private var running: [Running] = []
-    private var mutex = pthread_mutex_t()
+    private let mutex = Lock()
     private let sysctl: Sysctl?
     /// The file listing the nftables tables this instance created (`STATEDIR/nftables`).
     private let tablesRecord: String?
@@ -35,13 +34,10 @@ public final class Switchboard: @unchecked Sendable {
         self.stateDir = stateDir
         sysctl = stateDir.map { Sysctl(stateDir: $0) }
         tablesRecord = stateDir.map { "\($0)/nftables" }
-        pthread_mutex_init(&mutex, nil)
     }
 
     private func locked<T>(_ body: () throws(SwitchError) -> T) throws(SwitchError) -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
+        try mutex.withLock(body)
     }
 
     // MARK: - Lifecycle
@@ -59,33 +55,21 @@ public final class Switchboard: @unchecked Sendable {
             for name in text.split(separator: "\n").map(String.init) where existing.contains(name) {
                 if Firewall.remove(network: name) { cleaned.append("deleted nftables table inet \(Firewall.table(network: name))") }
             }
-            unlink(tablesRecord)
+            File.remove(tablesRecord)
         }
         // Socket directories of networks that were running then (the control socket is claimed
         // before this runs, so nobody else serves this run directory).
-        if let entries = Self.entries(of: runDir) {
+        if let entries = File.entries(of: runDir) {
             for name in entries.sorted() {
                 let dir = "\(runDir)/\(name)"
-                guard let files = Self.entries(of: dir), !files.isEmpty,
+                guard let files = File.entries(of: dir), !files.isEmpty,
                       files.allSatisfy(Dataplane.socketNames.contains) else { continue }
-                for file in files { unlink("\(dir)/\(file)") }
-                rmdir(dir)
+                for file in files { File.remove("\(dir)/\(file)") }
+                File.removeDirectory(dir)
                 cleaned.append("removed the sockets of network \(name) in \(dir)")
             }
         }
         return cleaned
-    }
-
-    /// The names in a directory (without . and ..), nil when it cannot be read (or is not one).
-    private static func entries(of path: String) -> [String]? {
-        guard let dir = opendir(path) else { return nil }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     /// Makes the running networks those of `specs`: new ones start, removed ones stop, changed ones
@@ -94,8 +78,8 @@ public final class Switchboard: @unchecked Sendable {
     /// "network NAME:"); the others run regardless.
     @discardableResult
     public func apply(_ specs: [NetworkSpec]) -> [(network: String, error: SwitchError)] {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         let wanted = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
         for network in running where wanted[network.spec.name] != network.spec {
             let why = wanted[network.spec.name] == nil ? "removed from the configuration" : "changed"
@@ -130,8 +114,8 @@ public final class Switchboard: @unchecked Sendable {
 
     /// Stops every network and restores what switchd changed on the host. Idempotent.
     public func shutdown() {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         for network in running.reversed() { stop(network) }
         running = []
         sysctl?.restoreAll()
@@ -140,9 +124,7 @@ public final class Switchboard: @unchecked Sendable {
 
     /// The uplink interfaces of the running networks (a reload's config check must not call them taken).
     public var uplinks: Set<String> {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return Set(running.compactMap(\.spec.uplink))
+        mutex.withLock { Set(running.compactMap(\.spec.uplink)) }
     }
 
     private func start(_ spec: NetworkSpec) throws(SwitchError) -> Running {
@@ -213,9 +195,11 @@ public final class Switchboard: @unchecked Sendable {
         guard let tablesRecord else { return }
         let names = running.filter { $0.spec.uplink != nil }.map(\.spec.name)
         if names.isEmpty {
-            unlink(tablesRecord)
-        } else if !Sysctl.writeFile(tablesRecord, names.map { $0 + "\n" }.joined()) {
-            Log.warning("cannot record nftables tables in \(tablesRecord): \(errnoText(errno))")
+            File.remove(tablesRecord)
+        } else {
+            do { try Sysctl.writeFile(tablesRecord, names.map { $0 + "\n" }.joined()) } catch {
+                Log.warning("cannot record nftables tables in \(tablesRecord): \(error.errno)")
+            }
         }
     }
 
@@ -228,8 +212,8 @@ public final class Switchboard: @unchecked Sendable {
 
     /// Every running network, in configuration order.
     public func status() -> [NetworkStatus] {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         return running.flatMap { network in
             network.dataplane.status().map { status in
                 var status = status

@@ -1,11 +1,9 @@
-// SysAdapters: the dataplane's view of SwitchSys: pool-backed buffer rings, and `startThread` (PosixThread.start throwing SwitchError).
+// SysAdapters: the dataplane's view of SwitchSys's provided-buffer ring: a ring of pool slots.
 //
 // SwitchSys throws `SysError`; Switch's functions throw `SwitchError` (typed), so each throwing
 // SwitchSys call made from a `throws(SwitchError)` function converts at its call site
-// (`catch { throw SwitchError(error) }`). `startThread` is the one forwarding shape left: the
-// Housekeeper and the DNS server still call it. `BufferRing` stays: pool slots are a dataplane
+// (`catch { throw SwitchError(error) }`). `BufferRing` stays here: pool slots are a dataplane
 // concept, the kernel ring (`ProvidedBufferRing`) is not.
-import Glibc
 import Proto
 import SwitchSys
 
@@ -64,9 +62,4 @@ struct BufferRing {
     /// The kernel took `slot` (named in a completion): it now belongs to the caller.
     @inline(__always)
     mutating func taken(_ slot: UInt32) { ring.taken(slot) }
-}
-
-/// `PosixThread.start`, throwing SwitchError.
-func startThread(_ what: String, _ body: @escaping () -> Void) throws(SwitchError) -> pthread_t {
-    do { return try PosixThread.start(what, body) } catch { throw SwitchError(error) }
 }

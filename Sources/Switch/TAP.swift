@@ -29,7 +29,7 @@ enum TAP {
     static func create(name: String, netns: String?, mac: MACAddress, mtu: Int) throws(SwitchError) -> Int32 {
         guard isValidName(name) else { throw SwitchError("'\(name)' is not a valid interface name (1-15 characters, no '/', ':' or spaces)") }
         if let netns {
-            guard !netns.isEmpty, !netns.contains("/"), access("/run/netns/\(netns)", F_OK) == 0 else {
+            guard !netns.isEmpty, !netns.contains("/"), File.exists("/run/netns/\(netns)") else {
                 throw SwitchError("network namespace '\(netns)' does not exist")
             }
         }
@@ -43,7 +43,7 @@ enum TAP {
             }
         }
         func fail(_ message: String) -> SwitchError {
-            close(fd)
+            Descriptor.close(fd)
             return SwitchError("TAP \(name): \(message)")
         }
         // Accept what the kernel can hand over: partial checksums and TCP/UDP super-frames, passed

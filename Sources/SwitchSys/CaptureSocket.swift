@@ -31,6 +31,20 @@ public enum CaptureSocket {
         }
     }
 
+    /// Receives one record into `buffer` (the client's end), waiting for it when `waiting`: its
+    /// length, 0 when the writing end is gone, nil when none is waiting (EAGAIN) or the receive
+    /// failed. EINTR retried.
+    public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, waiting: Bool) -> Int? {
+        while true {
+            let n = recv(fd, buffer.baseAddress, buffer.count, waiting ? 0 : Socket.dontWait)
+            if n >= 0 { return n }
+            if errno != EINTR { return nil }
+        }
+    }
+
+    /// Stops reading on the client's end (shutdown SHUT_RD): a receive waiting there returns 0.
+    public static func stopReading(_ fd: Int32) { _ = shutdown(fd, Int32(SHUT_RD)) }
+
     /// Wall-clock time in nanoseconds since the Unix epoch, for record timestamps.
     @inlinable @inline(__always)
     public static func realtimeNanoseconds() -> UInt64 { Clock.realtimeNanoseconds() }

@@ -1,4 +1,4 @@
-// File: small whole-file reads and atomic replacement (state files, sysctls, resolv.conf), and the path calls of the control socket.
+// File: small whole-file reads and writes, atomic replacement (state files, sysctls, resolv.conf), directories, and the path calls of the control socket and `attach`.
 //
 // One rule for every small file switchd reads: read to the end, EINTR retried, at most `limit` bytes
 // (cut there, or refused with EFBIG, as the caller says). One way to replace a file: write a
@@ -6,7 +6,7 @@
 // itself to survive a crash) fsync the directory. Failures are `SysError`s naming the call and path.
 internal import Glibc
 
-/// Whole-file reads and writes of small files, and path calls (lstat, chmod, chown, unlink).
+/// Whole-file reads and writes of small files, directories, and path calls (stat, access, chmod, chown, unlink).
 public enum File {
     /// The contents of `path`, read to its end. More than `limit` bytes: the first `limit` when
     /// `truncating`, else an EFBIG error. Throws `open PATH` or `read PATH` errors.
@@ -45,7 +45,7 @@ public enum File {
         guard fd >= 0 else { throw SysError("create", temporary) }
         var written = 0
         while written < contents.count {
-            let n = contents.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            let n = contents.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else {
                 let error = SysError("write", temporary, errno: n < 0 ? .current : .EIO)
@@ -116,5 +116,87 @@ public enum File {
     /// The id of group `name` (getgrnam), nil when there is no such group.
     public static func groupID(named name: String) -> UInt32? {
         getgrnam(name).map { $0.pointee.gr_gid }
+    }
+    /// Writes `bytes` to `path`: an existing file (a sysctl under /proc/sys) unless `creating`, which
+    /// creates or truncates it (mode 0644); with `sync`, fsyncs it before closing. Not atomic (see
+    /// `replaceAtomically`). Throws `open PATH`, `write PATH` (EIO for a write that took nothing) or
+    /// `fsync PATH` errors.
+    public static func write(_ path: String, _ bytes: [UInt8], creating: Bool = false, sync: Bool = false) throws(SysError) {
+        let fd = creating ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) : open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SysError("open", path) }
+        defer { close(fd) }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { throw SysError("write", path, errno: n < 0 ? .current : .EIO) }
+            written += n
+        }
+        if sync { guard fsync(fd) == 0 else { throw SysError("fsync", path) } }
+    }
+
+    /// Creates directory `path` with `mode`; an existing one is fine with `existingOK` (it is not
+    /// checked to be a directory, as mkdir -p does not either).
+    public static func makeDirectory(_ path: String, mode: UInt32 = 0o755, existingOK: Bool = true) throws(SysError) {
+        guard mkdir(path, mode) == 0 else {
+            let e = Errno.current
+            if existingOK && e == .EEXIST { return }
+            throw SysError("mkdir", path, errno: e)
+        }
+    }
+
+    /// Removes the empty directory `path`; false with errno set when it could not.
+    @discardableResult
+    public static func removeDirectory(_ path: String) -> Bool { rmdir(path) == 0 }
+
+    /// The names in directory `path` (without . and ..), nil when it cannot be read (or is not one).
+    public static func entries(of path: String) -> [String]? {
+        guard let dir = opendir(path) else { return nil }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// Throws `access PATH` when the caller may not read `path` (access R_OK).
+    public static func checkReadable(_ path: String) throws(SysError) {
+        guard access(path, R_OK) == 0 else { throw SysError("access", path) }
+    }
+
+    /// True when something exists at `path` (access F_OK, following symbolic links).
+    public static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// True when `path` is a regular file the caller may execute (stat and access X_OK), as execvp
+    /// looks for a program.
+    public static func isExecutableFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && access(path, X_OK) == 0
+    }
+
+    /// Which file `path` names and its size and modification time (stat, following links): what
+    /// tells a changed file from the one read before.
+    public struct Status: Equatable, Sendable {
+        public var device: UInt64
+        public var inode: UInt64
+        public var size: Int64
+        public var modifiedSeconds: Int
+        public var modifiedNanoseconds: Int
+    }
+
+    /// `Status` of the file at `path`, a NUL-terminated C string (so a caller that asks often makes
+    /// it once: no allocation here); nil when stat fails.
+    public static func status(cString path: UnsafePointer<CChar>) -> Status? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return Status(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
+                      modifiedSeconds: Int(info.st_mtim.tv_sec), modifiedNanoseconds: Int(info.st_mtim.tv_nsec))
+    }
+
+    /// Writes `text` to standard error (stdio's unbuffered stderr: one line stays one write).
+    public static func writeStandardError(_ text: String) {
+        _ = text.withCString { fputs($0, stderr) }
     }
 }

@@ -120,9 +120,10 @@ public final class IOUring {
         cqes.deallocate()
     }
 
-    /// A free submission entry, submitting queued ones first when the ring is full.
+    /// A free submission entry, submitting queued ones first when the ring is full. Internal: only
+    /// the typed prepares below take entries (inlinable, so usable from their inlined bodies).
     @inlinable @inline(__always)
-    public func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
+    internal func sqe() -> UnsafeMutablePointer<io_uring_sqe> {
         if let s = io_uring_get_sqe(&ring) { return s }
         _ = io_uring_submit(&ring)
         guard let s = io_uring_get_sqe(&ring) else { preconditionFailure("io_uring SQ full after submit") }

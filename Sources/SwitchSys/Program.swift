@@ -57,6 +57,22 @@ public enum Program {
         let exit = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         return (exit, String(decoding: output, as: UTF8.self).trimmingTrailingNewlines())
     }
+
+    /// Replaces the process with the program at `path` (execv; the environment is kept). Returns
+    /// only when that failed, with the errno.
+    public static func replaceProcess(path: String, arguments: [String]) -> Errno {
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        execv(path, &argv)
+        let e = Errno.current
+        argv.forEach { free($0) }
+        return e
+    }
+
+    /// This process's id.
+    public static var currentProcessID: Int32 { getpid() }
+
+    /// This process's effective user id (0: root).
+    public static var effectiveUserID: UInt32 { geteuid() }
 }
 
 extension String {
@@ -65,9 +81,4 @@ extension String {
         while s.last == "\n" || s.last == "\r" { s.removeLast() }
         return String(s)
     }
-}
-
-/// `Program.run` under its old name (TAP.swift, the uplink and tests still call it).
-public func runProgram(_ argv: [String], input: String? = nil) -> (status: Int32, output: String) {
-    Program.run(argv, input: input)
 }

@@ -83,7 +83,7 @@ public enum Socket {
         }
         let fd = try open(type)
         unlink(path)
-        let r = address.withSockaddr { bind(fd, $0, $1) }
+        let r = address.withSockaddr { Glibc.bind(fd, $0, $1) }
         guard r == 0 else {
             let e = Errno.current
             close(fd)
@@ -95,7 +95,7 @@ public enum Socket {
     /// A listening unix stream socket at `path`.
     public static func listening(unixPath path: String) throws(SysError) -> Int32 {
         let fd = try bound(Int32(SOCK_STREAM.rawValue), unixPath: path)
-        guard listen(fd, 128) == 0 else {
+        guard Glibc.listen(fd, 128) == 0 else {
             let e = Errno.current
             close(fd)
             throw SysError("listen", path, errno: e)
@@ -119,6 +119,44 @@ public enum Socket {
         return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
     }
 
+    /// Binds `fd` to an IPv4 or IPv6 address.
+    public static func bind(_ fd: Int32, to address: InetSocketAddress) throws(SysError) {
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw SysError("bind", address.description) }
+    }
+
+    /// Makes the bound stream socket `fd` listen.
+    public static func listen(_ fd: Int32, backlog: Int32) throws(SysError) {
+        guard Glibc.listen(fd, backlog) == 0 else { throw SysError("listen") }
+    }
+
+    /// The next connection on listening socket `fd` (EINTR retried), as a bare fd with the flags
+    /// accept(2) gives it (the caller sets close-on-exec and O_NONBLOCK: accept4 is not imported).
+    /// EAGAIN on a nonblocking listener means none is waiting (`errno.wouldBlock`).
+    public static func accept(_ fd: Int32) throws(SysError) -> Int32 {
+        while true {
+            let client = Glibc.accept(fd, nil, nil)
+            if client >= 0 { return client }
+            if errno != EINTR { throw SysError("accept") }
+        }
+    }
+
+    /// Sends from `bytes` on connected socket `fd` (MSG_NOSIGNAL; EINTR retried): the count sent.
+    public static func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(SysError) -> Int {
+        while true {
+            let n = Glibc.send(fd, bytes.baseAddress, bytes.count, Socket.noSignal)
+            if n >= 0 { return n }
+            if errno != EINTR { throw SysError("send") }
+        }
+    }
+
+    /// Receives into `buffer` from connected socket `fd`: the count, 0 at end of input. EINTR is
+    /// thrown, not retried (the DNS loop polls again).
+    public static func receive(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) throws(SysError) -> Int {
+        let n = recv(fd, buffer.baseAddress, buffer.count, 0)
+        guard n >= 0 else { throw SysError("recv") }
+        return n
+    }
+
     /// A non-blocking, close-on-exec UDP socket of `family` (AF_INET, AF_INET6), or -1 (errno set).
     public static func udp(_ family: Int32) -> Int32 {
         socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -133,11 +171,14 @@ public enum Socket {
         return (fds[0], fds[1])
     }
 
+    /// Stops reads and writes on `fd` (shutdown SHUT_RDWR): pending receives on it complete.
+    public static func shutdown(_ fd: Int32) { _ = Glibc.shutdown(fd, Socket.shutRDWR) }
+
     /// Closes `fd` with an RST instead of an orderly FIN (SO_LINGER 0), for stream peers we reset.
     public static func reset(_ fd: Int32) {
         var l = linger(l_onoff: 1, l_linger: 0)
         _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-        _ = shutdown(fd, Socket.shutRDWR)
+        _ = Glibc.shutdown(fd, Socket.shutRDWR)
     }
 }
 

@@ -1,6 +1,7 @@
 // Paths: where the run and state directories are, and whether the socket paths under them fit sun_path.
 import Foundation
 import Switch
+import SwitchSys
 
 /// The process facts that decide default directories; a value so that tests can supply their own.
 struct Environment: Sendable {
@@ -9,7 +10,7 @@ struct Environment: Sendable {
     var currentDirectory: String
 
     static var current: Environment {
-        Environment(isRoot: geteuid() == 0, variables: ProcessInfo.processInfo.environment,
+        Environment(isRoot: Program.effectiveUserID == 0, variables: ProcessInfo.processInfo.environment,
                     currentDirectory: FileManager.default.currentDirectoryPath)
     }
 

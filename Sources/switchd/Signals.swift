@@ -7,29 +7,21 @@ import SwitchSys
 enum Signals {
     enum Event { case terminate, reload }
 
-    private static var set: sigset_t = {
-        var set = sigset_t()
-        sigemptyset(&set)
-        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&set, signal) }
-        return set
-    }()
+    private static let set = SignalSet([SIGTERM, SIGINT, SIGHUP])
 
     /// Blocks the daemon's signals in the calling thread (and so in threads it starts later); ignores SIGPIPE.
     static func block() {
-        var mask = set
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
-        signal(SIGPIPE, SIG_IGN)
+        set.block()
+        SignalSet.ignore(SIGPIPE)
     }
 
     /// Waits up to `seconds` for the next signal; nil when none came in time.
     static func next(timeout seconds: Double) -> Event? {
-        var mask = set
         let end = Double(Clock.monotonicNanoseconds()) / 1e9 + max(0, seconds)
         while true {
             let left = end - Double(Clock.monotonicNanoseconds()) / 1e9
             guard left > 0 else { return nil }
-            var wait = timespec(tv_sec: Int(left), tv_nsec: Int((left - left.rounded(.down)) * 1e9))
-            let received = sigtimedwait(&mask, nil, &wait)
+            let received = set.wait(seconds: Int(left), nanoseconds: Int((left - left.rounded(.down)) * 1e9))
             switch received {
             case SIGHUP: return .reload
             case SIGTERM, SIGINT: return .terminate
@@ -40,10 +32,8 @@ enum Signals {
 
     /// Waits for the next signal.
     static func next() -> Event {
-        var mask = set
         while true {
-            var received: Int32 = 0
-            guard sigwait(&mask, &received) == 0 else { continue }
+            guard let received = set.wait() else { continue }
             switch received {
             case SIGHUP: return .reload
             case SIGTERM, SIGINT: return .terminate

@@ -123,7 +123,7 @@ final class CaptureTests: XCTestCase {
         dataplane?.shutdown()
         dataplane = nil
         for fd in [a.fd, b.fd] where fd >= 0 { close(fd) }
-        if !dir.isEmpty { _ = runProgram(["rm", "-rf", dir]) }
+        if !dir.isEmpty { _ = Program.run(["rm", "-rf", dir]) }
     }
 
     /// Sends `count` frames a → b, at most 64 in flight, and checks b got them all.

@@ -91,7 +91,7 @@ final class UplinkPolicyTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         // A stand-in for /proc/sys/net/ipv4/ip_forward.
         let knob = dir + "/ip_forward"
-        XCTAssertTrue(Sysctl.writeFile(knob, "0\n"))
+        XCTAssertNoThrow(try Sysctl.writeFile(knob, "0\n"))
 
         let first = Sysctl(stateDir: dir)
         try first.set(knob, to: "1")
@@ -113,8 +113,8 @@ final class UplinkPolicyTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let a = dir + "/a", b = dir + "/b"
-        XCTAssertTrue(Sysctl.writeFile(a, "0\n"))
-        XCTAssertTrue(Sysctl.writeFile(b, "1\n"))
+        XCTAssertNoThrow(try Sysctl.writeFile(a, "0\n"))
+        XCTAssertNoThrow(try Sysctl.writeFile(b, "1\n"))
         let sysctl = Sysctl(stateDir: dir)
         try sysctl.set(a, to: "1")
         try sysctl.set(b, to: "1")  // already 1: nothing recorded, nothing to restore

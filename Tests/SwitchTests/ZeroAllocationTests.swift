@@ -168,7 +168,7 @@ private func monotonicSeconds() -> Double {
 
 /// Removes a directory tree without Foundation (the test run directory).
 private func FileManager_removeAll(_ path: String) throws {
-    _ = runProgram(["rm", "-rf", path])
+    _ = Program.run(["rm", "-rf", path])
 }
 
 /// True in debug builds, where allocation counts say nothing about the release build's hot path.

@@ -185,7 +185,7 @@ extension ForwardingLoop {
             ring.preparePollRemove(Self.captureToken(index: i, generation: c.pointee.generation), token: Token(.cancel))
             c.pointee.pollArmed = false
         }
-        close(c.pointee.fd)
+        Descriptor.close(c.pointee.fd)
         c.pointee.fd = -1
         c.pointee.state = .finished
         c.pointee.stalled = false

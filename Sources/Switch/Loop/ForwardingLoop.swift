@@ -189,7 +189,7 @@ final class ForwardingLoop {
         buffers.destroy()
         shares.deallocate()
         pool.destroy()
-        close(eventFD)
+        Descriptor.close(eventFD)
     }
 
     // MARK: - Running

@@ -120,13 +120,13 @@ extension ForwardingLoop {
                 kind = .dgramPeer
                 fd = socket
             } else {
-                close(socket)
+                Descriptor.close(socket)
             }
         }
         let id = "dgram-\(nextPortNumber)"
         nextPortNumber += 1
         guard let slot = addPort(kind: kind, fd: fd, info: PortInfo(id: id, peer: address.display)) else {
-            if fd >= 0 { close(fd) }
+            if fd >= 0 { Descriptor.close(fd) }
             return nil
         }
         let stored = UnsafeMutablePointer<UnixAddress>.allocate(capacity: 1)
@@ -155,7 +155,7 @@ extension ForwardingLoop {
             guard let address = ports[Int(slot)].address, ports[Int(slot)].lastReceive != now else { continue }
             guard let probe = try? Socket.open(Int32(SOCK_DGRAM.rawValue)) else { continue }
             let r = Socket.connect(probe, to: address.pointee)
-            close(probe)
+            Descriptor.close(probe)
             if r == ECONNREFUSED || r == ENOENT {
                 removePort(slot, reason: "peer gone (\(errnoText(r)))")
                 i -= 1  // the list shifted

@@ -64,7 +64,7 @@ extension ForwardingLoop {
 
     /// Closes a device that never became a port (and restores what opening it changed).
     func closeUnused(_ device: OpenedDevice) {
-        close(device.fd)
+        Descriptor.close(device.fd)
         if device.kind == .link { Link.restore(device.info) }
     }
 
@@ -101,7 +101,7 @@ extension ForwardingLoop {
         }
         if port.pointee.kind == .vhostUser { cancelVhostRequests(slot) }
         if port.pointee.fd >= 0 && (port.pointee.receivePending || port.pointee.inFlight > 0 || port.pointee.waitingWritable) {
-            if port.pointee.kind == .stream { _ = shutdown(port.pointee.fd, Socket.shutRDWR) }
+            if port.pointee.kind == .stream { Socket.shutdown(port.pointee.fd) }
             ring.prepareCancel(fd: port.pointee.fd, token: Token(.cancel))
         }
         pool.setLimit(pool.limit - Int(port.pointee.queueCapacity))
@@ -115,7 +115,7 @@ extension ForwardingLoop {
               !port.pointee.retryPending, !port.pointee.waitingWritable,
               (port.pointee.vhost?.pointee.pending ?? 0) == 0 else { return }
         while port.pointee.queueCount > 0 { popHead(port, sent: false) }
-        if port.pointee.fd >= 0 { close(port.pointee.fd) }
+        if port.pointee.fd >= 0 { Descriptor.close(port.pointee.fd) }
         if shares.close(slot, uring: ring, pool: &pool) { pool.setLimit(pool.limit - ReceiveShares.ringEntries) }
         if port.pointee.kind == .link, let info = infos[Int(slot)] { Link.restore(info) }
         releaseVhost(port)
@@ -144,7 +144,7 @@ extension ForwardingLoop {
             waited += 1
         }
         for slot in 0..<Self.maxPorts where ports[slot].phase == .closing && ports[slot].fd >= 0 {
-            close(ports[slot].fd)  // completions never came: close anyway, we are exiting
+            Descriptor.close(ports[slot].fd)  // completions never came: close anyway, we are exiting
             ports[slot].fd = -1
         }
     }

@@ -32,7 +32,7 @@ extension ForwardingLoop {
         nextPortNumber += 1
         let peer = offload ? "stream-offload.sock" : "stream.sock"
         guard let slot = addPort(kind: .stream, fd: result, info: PortInfo(id: id, peer: peer)) else {
-            close(result)
+            Descriptor.close(result)
             return
         }
         ports[Int(slot)].offloadPeer = offload

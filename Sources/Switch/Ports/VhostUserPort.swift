@@ -72,7 +72,7 @@ extension ForwardingLoop {
         let id = "vhost-user-\(nextPortNumber)"
         nextPortNumber += 1
         guard let slot = addPort(kind: .vhostUser, fd: result, info: PortInfo(id: id, peer: "vhost-user.sock")) else {
-            close(result)
+            Descriptor.close(result)
             return
         }
         let state = UnsafeMutablePointer<VhostUserPortState>.allocate(capacity: 1)

@@ -241,7 +241,7 @@ public final class DHCPServer {
         guard canBind(ip, to: client, mac: context.mac, now: now) else {
             return nak(context, reason: "\(ip) is not available to this client")
         }
-        let lease = bind(ip, to: client, context, now: now)
+        let lease = self.bind(ip, to: client, context, now: now)
         attribute(client, to: context.port, mac: context.mac)
         counters.acks += 1
         return send(.ack, context, yiaddr: ip, lease: lease)

@@ -25,14 +25,14 @@ final class DNSUpstreams {
     }
 
     deinit {
-        close()
+        self.close()
         buffer.deallocate()
     }
 
     /// Closes both sockets (idempotent).
     func close() {
-        if ipv4 >= 0 { Glibc.close(ipv4) }
-        if ipv6 >= 0 { Glibc.close(ipv6) }
+        if ipv4 >= 0 { Descriptor.close(ipv4) }
+        if ipv6 >= 0 { Descriptor.close(ipv6) }
         ipv4 = -1
         ipv6 = -1
     }

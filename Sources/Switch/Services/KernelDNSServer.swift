@@ -128,12 +128,12 @@ final class KernelDNSServer: @unchecked Sendable {
     private var suppressedWarnings = 0
 
     /// Guards `published` and `publishedTransport`.
-    private let countersLock: UnsafeMutablePointer<pthread_mutex_t>
+    private let countersLock = Lock()
     private var published = DNSProxyCounters()
     private var publishedTransport = TransportCounters()
     private var publishedConnectionCount = 0
     /// Guards `thread` and `state`; held across the join in `stop()` so a second caller waits.
-    private let lifecycleLock: UnsafeMutablePointer<pthread_mutex_t>
+    private let lifecycleLock = Lock()
     private var thread: pthread_t?
     private enum State { case ready, running, stopped }
     private var state = State.ready
@@ -178,7 +178,7 @@ final class KernelDNSServer: @unchecked Sendable {
         }
 
         var udp: [Listener] = [], tcp: [Listener] = []
-        func closeAll() { for l in udp + tcp { close(l.fd) } }
+        func closeAll() { for l in udp + tcp { Descriptor.close(l.fd) } }
         for address in listen {
             let socketAddress = InetSocketAddress(address, port: port)
             do throws(SwitchError) {
@@ -206,19 +206,11 @@ final class KernelDNSServer: @unchecked Sendable {
         self.upstreams = DNSUpstreams { family, error in
             Log.warning("network \(network): DNS: no upstream socket for IPv\(family == AF_INET ? 4 : 6): \(error)")
         }
-        countersLock = .allocate(capacity: 1)
-        pthread_mutex_init(countersLock, nil)
-        lifecycleLock = .allocate(capacity: 1)
-        pthread_mutex_init(lifecycleLock, nil)
         published = proxy.counters
     }
 
     deinit {
         stop()
-        pthread_mutex_destroy(countersLock)
-        countersLock.deallocate()
-        pthread_mutex_destroy(lifecycleLock)
-        lifecycleLock.deallocate()
     }
 
     /// A nonblocking socket bound to `address` (and listening, for `stream`); errors name the address.
@@ -228,12 +220,13 @@ final class KernelDNSServer: @unchecked Sendable {
             throw SwitchError("DNS: cannot bind \(label): a link-local address needs an interface")
         }
         let type = stream ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
-        let fd = socket(address.family, type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SwitchError("DNS: cannot open a socket for \(label): \(errnoText(errno))") }
-        func fail(_ what: String) -> SwitchError {
-            let error = SwitchError("DNS: cannot \(what) \(label): \(errnoText(errno))")
-            close(fd)
-            return error
+        let fd: Int32
+        do { fd = try Socket.open(type | Int32(SOCK_NONBLOCK.rawValue), domain: address.family) } catch {
+            throw SwitchError("DNS: cannot open a socket for \(label): \(error.errno)")
+        }
+        func fail(_ what: String, _ e: Errno = .current) -> SwitchError {
+            Descriptor.close(fd)
+            return SwitchError("DNS: cannot \(what) \(label): \(e)")
         }
         // FREEBIND: the gateway address may be added to the uplink just after this (or be on its
         // way back after a link flap); binding must not depend on that order.
@@ -248,8 +241,10 @@ final class KernelDNSServer: @unchecked Sendable {
         // TCP only: connections left in TIME_WAIT must not keep a restarted server from binding.
         // (On UDP it would let two servers share the port instead of failing.)
         if stream, !Socket.setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1) { throw fail("set SO_REUSEADDR for") }
-        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw fail("bind") }
-        if stream, Glibc.listen(fd, 64) != 0 { throw fail("listen on") }
+        do { try Socket.bind(fd, to: address) } catch { throw fail("bind", error.errno) }
+        if stream {
+            do { try Socket.listen(fd, backlog: 64) } catch { throw fail("listen on", error.errno) }
+        }
         return fd
     }
 
@@ -261,54 +256,44 @@ final class KernelDNSServer: @unchecked Sendable {
 
     /// Starts one thread running a poll() loop.
     func start() throws(SwitchError) {
-        pthread_mutex_lock(lifecycleLock)
-        defer { pthread_mutex_unlock(lifecycleLock) }
+        lifecycleLock.lock()
+        defer { lifecycleLock.unlock() }
         guard state == .ready else {
             throw SwitchError("DNS: the server of network \(network) was \(state == .running ? "already started" : "stopped")")
         }
-        thread = try startThread("the DNS thread of network \(network)") { self.run() }
+        do { thread = try PosixThread.start("the DNS thread of network \(network)") { self.run() } } catch {
+            throw SwitchError(error)
+        }
         state = .running
     }
 
     /// Wakes the thread (eventfd), joins it, closes every socket; idempotent.
     func stop() {
-        pthread_mutex_lock(lifecycleLock)
-        defer { pthread_mutex_unlock(lifecycleLock) }
+        lifecycleLock.lock()
+        defer { lifecycleLock.unlock() }
         guard state != .stopped else { return }
         state = .stopped
         if let thread {
             EventFD.signal(wakeFD)
-            pthread_join(thread, nil)
+            PosixThread.join(thread)
             self.thread = nil
         }
         // The thread is gone (or never ran): its state is ours now.
-        for connection in connections.values { close(connection.fd) }
+        for connection in connections.values { Descriptor.close(connection.fd) }
         connections.removeAll()
-        for listener in udpListeners + tcpListeners { close(listener.fd) }
+        for listener in udpListeners + tcpListeners { Descriptor.close(listener.fd) }
         upstreams.close()
-        if wakeFD >= 0 { close(wakeFD) }
+        if wakeFD >= 0 { Descriptor.close(wakeFD) }
     }
 
     /// A snapshot of the proxy's counters, as of the loop's last turn (at most a tick old).
-    var counters: DNSProxyCounters {
-        pthread_mutex_lock(countersLock)
-        defer { pthread_mutex_unlock(countersLock) }
-        return published
-    }
+    var counters: DNSProxyCounters { countersLock.withLock { published } }
 
     /// A snapshot of the transport's counters, as of the loop's last turn.
-    var transportCounters: TransportCounters {
-        pthread_mutex_lock(countersLock)
-        defer { pthread_mutex_unlock(countersLock) }
-        return publishedTransport
-    }
+    var transportCounters: TransportCounters { countersLock.withLock { publishedTransport } }
 
     /// Open TCP connections, as of the loop's last turn (for tests).
-    var connectionCount: Int {
-        pthread_mutex_lock(countersLock)
-        defer { pthread_mutex_unlock(countersLock) }
-        return publishedConnectionCount
-    }
+    var connectionCount: Int { countersLock.withLock { publishedConnectionCount } }
 
     // MARK: The loop
 
@@ -348,10 +333,10 @@ final class KernelDNSServer: @unchecked Sendable {
                 let events = (wantsInput(connection) ? POLLIN : 0) | (connection.pendingOutput > 0 ? POLLOUT : 0)
                 watch(connection.fd, events, .connection(connection.id))
             }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(Self.tick / 1_000_000))
-            if ready < 0 && errno != EINTR {
-                warn("poll: \(errnoText(errno))")
-                usleep(100_000)
+            var ready = 0
+            do { ready = try Poll.wait(&fds, milliseconds: Int32(Self.tick / 1_000_000)) } catch {
+                warn("\(error)")  // "poll: REASON"
+                PosixThread.sleep(milliseconds: 100)
             }
             let now = Self.monotonic()
             if ready > 0 {
@@ -359,18 +344,18 @@ final class KernelDNSServer: @unchecked Sendable {
                     switch slots[i] {
                     case .wake: return
                     case .udp(let listener): receiveQueries(listener: listener, buffer: &buffer, now: now)
-                    case .tcp(let listener): accept(listener: listener, now: now)
+                    case .tcp(let listener): acceptConnections(listener: listener, now: now)
                     case .upstream(let fd): receiveReplies(fd: fd, now: now)
                     case .connection(let id): serve(connection: id, events: Int32(fd.revents), buffer: &buffer, now: now)
                     }
                 }
             }
             housekeeping(now: now)
-            pthread_mutex_lock(countersLock)
-            published = proxy.counters
-            publishedTransport = transport
-            publishedConnectionCount = connections.count
-            pthread_mutex_unlock(countersLock)
+            countersLock.withLock {
+                published = proxy.counters
+                publishedTransport = transport
+                publishedConnectionCount = connections.count
+            }
         }
     }
 
@@ -512,7 +497,7 @@ final class KernelDNSServer: @unchecked Sendable {
             case .answer(.tcp(let id), let message):
                 guard let connection = connections[id] else { continue }
                 if query == nil { connection.outstanding = max(0, connection.outstanding - 1) }
-                write(message, to: connection, now: now)
+                queueAnswer(message, to: connection, now: now)
             case .forward(let index, let message):
                 if case .tcp(let id)? = query { connections[id]?.outstanding += 1 }
                 forward(message, to: index)
@@ -523,20 +508,20 @@ final class KernelDNSServer: @unchecked Sendable {
     // MARK: TCP
 
     /// Accepts a batch of connections on TCP listener `index`.
-    private func accept(listener index: Int, now: Int64) {
+    private func acceptConnections(listener index: Int, now: Int64) {
         for _ in 0..<Self.batch {
             // accept4(2) is not imported (it needs _GNU_SOURCE); the flags follow with fcntl(2).
-            let fd = Glibc.accept(tcpListeners[index].fd, nil, nil)
-            guard fd >= 0 else {
-                switch errno {
-                case EINTR, ECONNABORTED, EPROTO: continue
+            let fd: Int32
+            do { fd = try Socket.accept(tcpListeners[index].fd) } catch {
+                switch error.errno {
+                case ECONNABORTED, EPROTO: continue
                 case EAGAIN, EWOULDBLOCK: return
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
                     acceptPausedUntil = now + 1_000_000_000
                     fallthrough
                 default:
                     transport.socketErrors += 1
-                    warn("accept on \(tcpListeners[index].address)/tcp: \(errnoText(errno))")
+                    warn("accept on \(tcpListeners[index].address)/tcp: \(error.errno)")
                     return
                 }
             }
@@ -545,14 +530,14 @@ final class KernelDNSServer: @unchecked Sendable {
                 transport.tcpRefused += 1
                 warn("\(connections.count) TCP connections open; refusing more")
                 Socket.reset(fd)
-                close(fd)
+                Descriptor.close(fd)
                 continue
             }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            guard fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0 else {
+            Descriptor.setCloseOnExec(fd)
+            do { try Descriptor.setNonBlocking(fd) } catch {
                 transport.socketErrors += 1
-                warn("O_NONBLOCK on a TCP connection: \(errnoText(errno))")
-                close(fd)
+                warn("O_NONBLOCK on a TCP connection: \(error.errno)")
+                Descriptor.close(fd)
                 continue
             }
             Socket.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, 1)  // answers are whole messages
@@ -590,14 +575,20 @@ final class KernelDNSServer: @unchecked Sendable {
             guard flush(connection, now: now) else { return drop(connection) }
         }
         guard events & POLLIN != 0, wantsInput(connection) else { return }
-        let n = buffer.withUnsafeMutableBytes { recv(connection.fd, $0.baseAddress, $0.count, 0) }
+        let received = buffer.withUnsafeMutableBytes { raw in Result { () throws(SysError) in try Socket.receive(connection.fd, into: raw) } }
+        let n: Int
+        switch received {
+        case .success(let count): n = count
+        case .failure(let error):
+            // ECONNRESET and the like: the client's doing, not worth a warning.
+            if error.errno != .EINTR && !error.errno.wouldBlock { drop(connection) }
+            return
+        }
         if n > 0 {
             connection.input += buffer[..<n]
             takeMessages(connection, now: now)
-        } else if n == 0 {
+        } else {
             connection.peerClosed = true  // the answers still go out (housekeeping closes it when done)
-        } else if errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK {
-            drop(connection)  // ECONNRESET and the like: the client's doing, not worth a warning
         }
     }
 
@@ -628,7 +619,7 @@ final class KernelDNSServer: @unchecked Sendable {
     }
 
     /// Queues `message` with its length prefix (RFC 7766 §8) and writes what the socket takes.
-    private func write(_ message: [UInt8], to connection: Connection, now: Int64) {
+    private func queueAnswer(_ message: [UInt8], to connection: Connection, now: Int64) {
         guard !message.isEmpty, message.count <= Int(UInt16.max), !connection.closed else { return }
         guard connection.pendingOutput + 2 + message.count <= Self.maxOutputBytes else {
             transport.tcpOverflows += 1
@@ -642,20 +633,21 @@ final class KernelDNSServer: @unchecked Sendable {
 
     /// Writes pending output until the socket is full; false when the connection failed.
     private func flush(_ connection: Connection, now: Int64) -> Bool {
-        while connection.pendingOutput > 0 {
-            let n = connection.output.withUnsafeBytes {
-                Glibc.send(connection.fd, $0.baseAddress! + connection.outputStart, connection.pendingOutput, Socket.noSignal)
+        sending: while connection.pendingOutput > 0 {
+            let sent = connection.output.withUnsafeBytes { raw in
+                Result { () throws(SysError) in
+                    try Socket.send(connection.fd, UnsafeRawBufferPointer(rebasing: raw[connection.outputStart...]))
+                }
             }
-            if n > 0 {
-                connection.outputStart += n
-                connection.lastActivity = now
-            } else if n < 0 && errno == EINTR {
-                continue
-            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
-                break
-            } else {
-                return false  // EPIPE, ECONNRESET: the client left
+            let n: Int
+            switch sent {
+            case .success(let count): n = count
+            case .failure(let error) where error.errno.wouldBlock: break sending
+            case .failure: return false  // EPIPE, ECONNRESET: the client left
             }
+            guard n > 0 else { return false }
+            connection.outputStart += n
+            connection.lastActivity = now
         }
         if connection.pendingOutput == 0 {
             connection.output.removeAll(keepingCapacity: true)
@@ -671,7 +663,7 @@ final class KernelDNSServer: @unchecked Sendable {
     private func drop(_ connection: Connection) {
         guard !connection.closed else { return }
         connection.closed = true
-        close(connection.fd)
+        Descriptor.close(connection.fd)
         connections[connection.id] = nil
         proxy.forget(client: .tcp(connection: connection.id))
     }

@@ -78,9 +78,15 @@ final class NetworkServices {
             var store: LeaseStore? = nil
             if let stateDir {
                 let dir = "\(stateDir)/\(spec.name)"
-                if mkdir(dir, 0o755) != 0 && errno != EEXIST {
-                    Log.warning("network \(spec.name): cannot create \(dir): \(errnoText(errno)); leases are not saved")
-                } else {
+                let made: Bool
+                do throws(SysError) {
+                    try File.makeDirectory(dir, mode: 0o755)
+                    made = true
+                } catch {
+                    Log.warning("network \(spec.name): cannot create \(dir): \(error.errno); leases are not saved")
+                    made = false
+                }
+                if made {
                     let file = FileLeaseStore(path: "\(dir)/leases")
                     store = housekeeper.map { BackgroundLeaseStore(file: file, housekeeper: $0) } ?? file
                 }

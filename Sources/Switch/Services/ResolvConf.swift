@@ -73,14 +73,13 @@ public final class ResolvConfSource {
     /// The upstreams the file lists now, minus the excluded hosts; empty when the file is missing
     /// or unreadable. Costs one stat(2) when the file has not changed.
     public func currentUpstreams() -> [UpstreamAddress] {
-        var info = stat()
-        guard cPath.withUnsafeBufferPointer({ stat($0.baseAddress!, &info) }) == 0 else {
+        guard let info = cPath.withUnsafeBufferPointer({ File.status(cString: $0.baseAddress!) }) else {
             identity = nil
             cached = []
             return cached
         }
-        let now = Identity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino), size: Int64(info.st_size),
-                           seconds: Int(info.st_mtim.tv_sec), nanoseconds: Int(info.st_mtim.tv_nsec))
+        let now = Identity(device: info.device, inode: info.inode, size: info.size,
+                           seconds: info.modifiedSeconds, nanoseconds: info.modifiedNanoseconds)
         if now == identity { return cached }
         guard let text = Self.readFile(path) else {
             identity = nil

@@ -6,7 +6,6 @@
 // setting with the value it had before switchd first changed it; it is rewritten atomically
 // (temporary file and rename) before each change, so a SIGKILL at any point leaves either no
 // record (nothing changed yet) or one that restores everything changed so far.
-import Glibc
 import SwitchSys
 
 /// The forwarding sysctls and their record.
@@ -37,26 +36,28 @@ final class Sysctl {
             guard fields.count == 2, fields[0].hasPrefix(root), !fields[0].contains("..") else { continue }
             let path = String(fields[0]), value = String(fields[1])
             if Self.read(path) != value {
-                if Self.write(path, value) {
+                do throws(SysError) {
+                    try Self.write(path, value)
                     restored.append("\(Self.name(path)) = \(value)")
-                } else {
-                    Log.warning("cannot restore \(Self.name(path)) to \(value): \(errnoText(errno))")
+                } catch {
+                    Log.warning("cannot restore \(Self.name(path)) to \(value): \(error.errno)")
                 }
             }
         }
-        unlink(recordPath)
+        File.remove(recordPath)
         return restored
     }
 
     /// Sets `path` to `value`, first recording the value it had (once per path).
     func set(_ path: String, to value: String) throws(SwitchError) {
-        guard let current = Self.read(path) else { throw SwitchError("cannot read \(path): \(errnoText(errno))") }
+        let current: String
+        do { current = try Self.firstLine(File.readSmall(path, truncating: true)) } catch { throw SwitchError("cannot read \(path): \(error.errno)") }
         if current == value && !previous.contains(where: { $0.path == path }) { return }
         if !previous.contains(where: { $0.path == path }) {
             previous.append((path, current))
             try save()
         }
-        guard Self.write(path, value) else { throw SwitchError("cannot set \(Self.name(path)) to \(value): \(errnoText(errno))") }
+        do { try Self.write(path, value) } catch { throw SwitchError("cannot set \(Self.name(path)) to \(value): \(error.errno)") }
         Log.info("\(Self.name(path)) = \(value) (was \(previous.first { $0.path == path }!.value))")
     }
 
@@ -64,13 +65,14 @@ final class Sysctl {
     func restore(_ path: String) {
         guard let i = previous.firstIndex(where: { $0.path == path }) else { return }
         let value = previous[i].value
-        if Self.write(path, value) {
+        do throws(SysError) {
+            try Self.write(path, value)
             Log.info("\(Self.name(path)) = \(value) (restored)")
-        } else {
-            Log.warning("cannot restore \(Self.name(path)) to \(value): \(errnoText(errno))")
+        } catch {
+            Log.warning("cannot restore \(Self.name(path)) to \(value): \(error.errno)")
         }
         previous.remove(at: i)
-        if previous.isEmpty { unlink(recordPath) } else { try? save() }
+        if previous.isEmpty { File.remove(recordPath) } else { try? save() }
     }
 
     /// Restores everything switchd changed.
@@ -94,28 +96,27 @@ final class Sysctl {
 
     /// The first line of a small file, or nil when it cannot be read.
     static func read(_ path: String) -> String? {
-        readFile(path).map { $0.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? "" }
+        readFile(path).map(firstLine)
     }
+
+    private static func firstLine(_ text: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).first.map(String.init) ?? ""
+    }
+
+    /// `firstLine` of a file's bytes, read as `readFile` reads them.
+    private static func firstLine(_ bytes: [UInt8]) -> String { firstLine(String(decoding: bytes, as: UTF8.self)) }
 
     /// A small file's text (at most its first 64 KiB), or nil when it cannot be read.
     static func readFile(_ path: String) -> String? { File.readSmallText(path) }
 
-    /// Writes `value` and a newline to an existing file (a sysctl); true on success.
-    static func write(_ path: String, _ value: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let bytes = Array((value + "\n").utf8)
-        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
+    /// Writes `value` and a newline to an existing file (a sysctl).
+    static func write(_ path: String, _ value: String) throws(SysError) {
+        try File.write(path, Array((value + "\n").utf8))
     }
 
     /// Creates or truncates `path` with `text`, flushed to disk.
-    static func writeFile(_ path: String, _ text: String) -> Bool {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count && fsync(fd) == 0
+    static func writeFile(_ path: String, _ text: String) throws(SysError) {
+        try File.write(path, Array(text.utf8), creating: true, sync: true)
     }
 
     /// Interfaces whose IPv6 router advertisements turning on IPv6 forwarding would silence: those
@@ -128,7 +129,7 @@ final class Sysctl {
             let words = line.split(separator: " ")
             guard let i = words.firstIndex(of: "dev"), i + 1 < words.count else { continue }
             let name = String(words[i + 1])
-            if !names.contains(name), read("/proc/sys/net/ipv6/conf/\(name)/accept_ra") == "1" { names.append(name) }
+            if !names.contains(name), Self.read("/proc/sys/net/ipv6/conf/\(name)/accept_ra") == "1" { names.append(name) }
         }
         return names
     }

@@ -13,7 +13,7 @@ enum Uplink {
         guard let name = spec.uplink else { throw SwitchError("network \(spec.name) is isolated: it has no uplink") }
         let fd = try TAP.create(name: name, netns: nil, mac: spec.gatewayMAC, mtu: spec.mtu)
         func fail(_ message: String) -> SwitchError {
-            close(fd)
+            Descriptor.close(fd)
             return SwitchError("uplink \(name): \(message)")
         }
         // The kernel side is the gateway, not a host on the guests' network: it takes no router
@@ -24,7 +24,7 @@ enum Uplink {
             : [("accept_ra", "0"), ("autoconf", "0"), ("accept_dad", "0"), ("dad_transmits", "0")]
         for (key, value) in settings {
             let path = "/proc/sys/net/ipv6/conf/\(name)/\(key)"
-            guard Sysctl.write(path, value) else { throw fail("cannot set \(path) to \(value): \(errnoText(errno))") }
+            do { try Sysctl.write(path, value) } catch { throw fail("cannot set \(path) to \(value): \(error.errno)") }
         }
         let v4 = Program.run(["ip", "addr", "add", "\(spec.gateway)/\(spec.subnet.prefixLength)", "brd", "+", "dev", name])
         guard v4.status == 0 else { throw fail("cannot add \(spec.gateway)/\(spec.subnet.prefixLength): \(v4.output)") }

@@ -295,7 +295,7 @@ struct VhostUserDevice {
         /// Done, with this reply payload.
         case reply([UInt8])
         /// The connection must end.
-        case close(String)
+        case disconnect(String)
     }
 
     /// Handles one message; returns why the connection must end, or nil. Takes the fds it keeps out of `fds`.
@@ -311,7 +311,7 @@ struct VhostUserDevice {
             Log.warning("\(name): \(why)")
             answer = replyAck ? VhostUserPayload.u64(1) : nil
         case .reply(let payload): answer = payload
-        case .close(let why): return why
+        case .disconnect(let why): return why
         }
         guard let answer else { return nil }
         let bytes = VhostUserHeader.reply(to: header.request, payload: answer)
@@ -328,14 +328,14 @@ struct VhostUserDevice {
     private mutating func dispatch(_ request: VhostUserRequest, _ payload: UnsafeRawBufferPointer,
                                    _ fds: inout [Int32]) -> Outcome {
         func truncated(_ needed: Int) -> Outcome {
-            .close("truncated \(request): \(payload.count)-byte payload, needs \(needed)")
+            .disconnect("truncated \(request): \(payload.count)-byte payload, needs \(needed)")
         }
         func u64() -> UInt64? { payload.count >= 8 ? payload.loadUnaligned(as: UInt64.self) : nil }
         func state() -> (index: UInt32, num: UInt32)? {
             payload.count >= 8 ? (payload.loadUnaligned(as: UInt32.self), payload.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) : nil
         }
         func badQueue(_ index: UInt32) -> Outcome {
-            .close("\(request) for queue \(index): there is one queue pair (0 and 1)")
+            .disconnect("\(request) for queue \(index): there is one queue pair (0 and 1)")
         }
 
         switch request {
@@ -345,7 +345,7 @@ struct VhostUserDevice {
         case .setFeatures:
             guard let value = u64() else { return truncated(8) }
             guard value & ~Self.offeredFeatures == 0 else {
-                return .close("SET_FEATURES 0x\(String(value, radix: 16)) asks for features not offered (0x\(String(value & ~Self.offeredFeatures, radix: 16)))")
+                return .disconnect("SET_FEATURES 0x\(String(value, radix: 16)) asks for features not offered (0x\(String(value & ~Self.offeredFeatures, radix: 16)))")
             }
             features = value
             if value & VirtioFeature.protocolFeatures != 0 { protocolFeaturesNegotiated = true }
@@ -353,7 +353,7 @@ struct VhostUserDevice {
                 var q = queue(i)
                 q.eventIndex = value & VirtioFeature.ringEventIndex != 0
                 q.indirectAllowed = value & VirtioFeature.ringIndirectDescriptors != 0
-                if let reason = setQueue(i, q, translating: true) { return .close(reason) }
+                if let reason = setQueue(i, q, translating: true) { return .disconnect(reason) }
             }
             return .ok
 
@@ -363,7 +363,7 @@ struct VhostUserDevice {
         case .setProtocolFeatures:
             guard let value = u64() else { return truncated(8) }
             guard value & ~Self.offeredProtocolFeatures == 0 else {
-                return .close("SET_PROTOCOL_FEATURES 0x\(String(value, radix: 16)) asks for protocol features not offered")
+                return .disconnect("SET_PROTOCOL_FEATURES 0x\(String(value, radix: 16)) asks for protocol features not offered")
             }
             protocolFeatures = value
             protocolFeaturesNegotiated = true
@@ -390,11 +390,11 @@ struct VhostUserDevice {
             guard let (index, num) = state() else { return truncated(8) }
             guard index < 2 else { return badQueue(index) }
             guard num > 0, num <= UInt32(Virtqueue.maxSize), num & (num - 1) == 0 else {
-                return .close("SET_VRING_NUM \(num) for queue \(index): not a power of two up to \(Virtqueue.maxSize)")
+                return .disconnect("SET_VRING_NUM \(num) for queue \(index): not a power of two up to \(Virtqueue.maxSize)")
             }
             var q = queue(Int(index))
             q.size = Int(num)
-            return setQueue(Int(index), q, translating: true).map { .close($0) } ?? .ok
+            return setQueue(Int(index), q, translating: true).map { .disconnect($0) } ?? .ok
 
         case .setVringAddr:
             guard payload.count >= 40 else { return truncated(40) }
@@ -407,16 +407,16 @@ struct VhostUserDevice {
             q.availUserAddress = payload.loadUnaligned(fromByteOffset: 24, as: UInt64.self)
             q.addressesSet = true
             q.needsSync = true
-            return setQueue(Int(index), q, translating: true).map { .close($0) } ?? .ok
+            return setQueue(Int(index), q, translating: true).map { .disconnect($0) } ?? .ok
 
         case .setVringBase:
             guard let (index, num) = state() else { return truncated(8) }
             guard index < 2 else { return badQueue(index) }
-            guard num <= UInt32(UInt16.max) else { return .close("SET_VRING_BASE \(num) for queue \(index): past 16 bits") }
+            guard num <= UInt32(UInt16.max) else { return .disconnect("SET_VRING_BASE \(num) for queue \(index): past 16 bits") }
             var q = queue(Int(index))
             q.lastAvail = UInt16(num)
             q.needsSync = true
-            return setQueue(Int(index), q, translating: true).map { .close($0) } ?? .ok
+            return setQueue(Int(index), q, translating: true).map { .disconnect($0) } ?? .ok
 
         case .getVringBase:
             guard let (index, _) = state() else { return truncated(8) }
@@ -440,7 +440,7 @@ struct VhostUserDevice {
             let noDescriptor = value & 0x100 != 0
             var fd: Int32 = -1
             if !noDescriptor {
-                guard fds.count == 1 else { return .close("\(request) for queue \(index) with \(fds.count) descriptors (needs 1)") }
+                guard fds.count == 1 else { return .disconnect("\(request) for queue \(index) with \(fds.count) descriptors (needs 1)") }
                 fd = fds.removeFirst()
             }
             var q = queue(Int(index))
@@ -501,16 +501,16 @@ struct VhostUserDevice {
     }
 
     private mutating func setMemTable(_ payload: UnsafeRawBufferPointer, _ fds: inout [Int32]) -> Outcome {
-        guard payload.count >= 8 else { return .close("truncated SET_MEM_TABLE: \(payload.count)-byte payload") }
+        guard payload.count >= 8 else { return .disconnect("truncated SET_MEM_TABLE: \(payload.count)-byte payload") }
         let count = Int(payload.loadUnaligned(as: UInt32.self))
         guard count <= GuestMemory.maxRegions else {
-            return .close("SET_MEM_TABLE with \(count) regions (at most \(GuestMemory.maxRegions))")
+            return .disconnect("SET_MEM_TABLE with \(count) regions (at most \(GuestMemory.maxRegions))")
         }
         guard payload.count >= 8 + 32 * count else {
-            return .close("truncated SET_MEM_TABLE: \(payload.count)-byte payload for \(count) regions")
+            return .disconnect("truncated SET_MEM_TABLE: \(payload.count)-byte payload for \(count) regions")
         }
         guard fds.count == count else {
-            return .close("SET_MEM_TABLE with \(count) regions and \(fds.count) descriptors")
+            return .disconnect("SET_MEM_TABLE with \(count) regions and \(fds.count) descriptors")
         }
         var next = GuestMemory()
         for i in 0 ..< count {
@@ -524,13 +524,13 @@ struct VhostUserDevice {
                 mapping = try SharedMemory.map(fd: fds[i], size: size, offset: offset)
             } catch {
                 next.unmapAll()
-                return .close("SET_MEM_TABLE region \(i): \(error)")
+                return .disconnect("SET_MEM_TABLE region \(i): \(error)")
             }
             guard next.add(guestAddress: guestAddress, userAddress: userAddress, size: size,
                            host: mapping.base + Int(offset), mapping: mapping) else {
                 SharedMemory.unmap(mapping)
                 next.unmapAll()
-                return .close("SET_MEM_TABLE region \(i) (guest 0x\(String(guestAddress, radix: 16)), size \(size)) wraps the address space")
+                return .disconnect("SET_MEM_TABLE region \(i) (guest 0x\(String(guestAddress, radix: 16)), size \(size)) wraps the address space")
             }
         }
         // The mappings keep the files; the fds are no longer needed (the caller closes what is left in `fds`).
@@ -541,11 +541,11 @@ struct VhostUserDevice {
             failure = setQueue(i, queue(i), translating: true)
         }
         previous.unmapAll()
-        return failure.map { .close($0) } ?? .ok
+        return failure.map { .disconnect($0) } ?? .ok
     }
 }
 
 /// Closes a descriptor switchd received from the frontend.
 private func closeDescriptor(_ fd: Int32) {
-    _ = Glibc.close(fd)
+    Descriptor.close(fd)
 }

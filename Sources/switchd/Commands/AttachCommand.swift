@@ -66,32 +66,27 @@ struct AttachCommand: ParsableCommand {
         withExtendedLifetime(connection) {
             // The lease: a copy of the control connection above N that COMMAND inherits (F_DUPFD clears
             // close-on-exec); N then gets the port's socket (dup2 clears it there too).
-            let lease = fcntl(connection.fd, F_DUPFD, fd + 1)
+            let lease = Result { () throws(SysError) in try Descriptor.duplicate(connection.fd, atLeast: fd + 1) }
             if passed == fd {
-                _ = fcntl(fd, F_SETFD, 0)
+                Descriptor.setCloseOnExec(fd, false)
             } else {
-                _ = dup2(passed, fd)
-                close(passed)
+                try? Descriptor.duplicate(passed, onto: fd)
+                Descriptor.close(passed)
             }
-            guard lease >= 0 else {
-                printError("switchd attach: cannot keep the control connection: \(String(cString: strerror(errno)))")
+            if case .failure(let error) = lease {
+                printError("switchd attach: cannot keep the control connection: \(error.errno)")
                 Glibc.exit(1)
             }
-            var argv: [UnsafeMutablePointer<CChar>?] = command.map { strdup($0) } + [nil]
-            execv(path, &argv)
-            let code = errno
-            printError("switchd attach: \(program): \(String(cString: strerror(code)))")
-            Glibc.exit(code == ENOENT ? 127 : 126)
+            let code = Program.replaceProcess(path: path, arguments: command)
+            printError("switchd attach: \(program): \(code)")
+            Glibc.exit(code == .ENOENT ? 127 : 126)
         }
     }
 
     /// The file `execvp` would run for `program`: itself when it holds a `/`, else the first executable
     /// regular file of that name on `path` (`/usr/local/bin:/usr/bin:/bin` when unset).
     static func resolve(_ program: String, path: String?) -> String? {
-        func runnable(_ file: String) -> Bool {
-            var info = stat()
-            return stat(file, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && access(file, X_OK) == 0
-        }
+        func runnable(_ file: String) -> Bool { File.isExecutableFile(file) }
         if program.contains("/") { return program.isEmpty ? nil : (runnable(program) ? program : nil) }
         guard !program.isEmpty else { return nil }
         for dir in (path ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":", omittingEmptySubsequences: false) {

@@ -94,7 +94,7 @@ final class CaptureConnection: @unchecked Sendable {
     private let control: UnixSocket
     private let records: Int32
     private var stopped = false
-    private let lock = NSLock()
+    private let lock = Lock()
 
     /// Why `receive` returned.
     enum End { case count, interrupted, daemon, outputFailed }
@@ -104,7 +104,7 @@ final class CaptureConnection: @unchecked Sendable {
         self.records = records
     }
 
-    deinit { Glibc.close(records) }
+    deinit { Descriptor.close(records) }
 
     /// Asks switchd at `path` for a capture; returns once it runs.
     static func open(path: String, request: ControlRequest) throws -> CaptureConnection {
@@ -124,12 +124,12 @@ final class CaptureConnection: @unchecked Sendable {
         do {
             reply = try readReply(control, passed: &fd)
         } catch let error as ControlError where writeError != nil {
-            if fd >= 0 { Glibc.close(fd) }
+            if fd >= 0 { Descriptor.close(fd) }
             Log.debug("capture: \(error)")
             throw ControlClient.noReply(path: path, writeError: writeError)
         }
         guard reply.ok else {
-            if fd >= 0 { Glibc.close(fd) }
+            if fd >= 0 { Descriptor.close(fd) }
             throw ControlError(reply.error ?? "capture refused without a message")
         }
         guard fd >= 0 else { throw ControlError("switchd accepted the capture but passed no socket") }
@@ -165,16 +165,14 @@ final class CaptureConnection: @unchecked Sendable {
         defer { buffer.deallocate() }
         var captured = 0
         while true {
-            var flags: Int32 = 0  // the first record of a batch is waited for; the rest are taken as they are
+            var waiting = true  // the first record of a batch is waited for; the rest are taken as they are
             while true {
-                let n = recv(records, buffer.baseAddress, size, flags)
-                if n < 0 && errno == EINTR { continue }
-                if n < 0 { break }  // EAGAIN: the batch is done
+                guard let n = CaptureSocket.receive(records, into: buffer, waiting: waiting) else { break }  // EAGAIN: the batch is done
                 if n == 0 || interrupted {
                     _ = flush()
                     return (captured, interrupted ? .interrupted : .daemon)
                 }
-                flags = Int32(MSG_DONTWAIT)
+                waiting = false
                 let record = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
                 guard let header = CaptureRecordHeader(loading: record) else { continue }
                 body(header, UnsafeRawBufferPointer(rebasing: record[CaptureRecordHeader.size...]))
@@ -191,7 +189,7 @@ final class CaptureConnection: @unchecked Sendable {
     /// Stops `receive` from another thread (a signal): what is queued is left unread.
     func interrupt() {
         lock.withLock { stopped = true }
-        _ = shutdown(records, Int32(SHUT_RD))
+        CaptureSocket.stopReading(records)
     }
 
     private var interrupted: Bool { lock.withLock { stopped } }
@@ -201,7 +199,7 @@ final class CaptureConnection: @unchecked Sendable {
         try control.write(ControlRequest.captureStats.line)
         var fd: Int32 = -1
         let reply = try Self.readReply(control, passed: &fd)
-        if fd >= 0 { Glibc.close(fd) }
+        if fd >= 0 { Descriptor.close(fd) }
         guard reply.ok, let stats = reply.capture else { throw ControlError(reply.error ?? "no capture counters in the reply") }
         return stats
     }

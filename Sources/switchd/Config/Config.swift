@@ -2,6 +2,7 @@
 import Foundation
 import Proto
 import Switch
+import SwitchSys
 import Yams
 
 /// The configuration, fully checked: networks as the dataplane takes them plus the top-level settings.
@@ -21,12 +22,12 @@ struct Config: Equatable {
 
     /// Whether an interface of that name exists on the machine, the default check of `interfaceInUse`.
     /// A daemon that reloads passes a check that leaves out the uplinks it created itself.
-    static func interfaceExists(_ name: String) -> Bool { if_nametoindex(name) != 0 }
+    static func interfaceExists(_ name: String) -> Bool { NetworkInterface.index(name) != nil }
 
     /// Reads and checks `file`; `interfaceInUse` as in `parse`.
     static func load(file: String, interfaceInUse: (String) -> Bool = interfaceExists) throws(ConfigError) -> Config {
-        guard access(file, R_OK) == 0 else {
-            throw ConfigError(file: file, line: nil, key: "", reason: "cannot read: \(String(cString: strerror(errno)))")
+        do { try File.checkReadable(file) } catch {
+            throw ConfigError(file: file, line: nil, key: "", reason: "cannot read: \(error.errno)")
         }
         guard let data = FileManager.default.contents(atPath: file) else {
             throw ConfigError(file: file, line: nil, key: "", reason: "cannot read")

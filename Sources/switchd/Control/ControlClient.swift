@@ -9,7 +9,7 @@ struct ControlClient {
     /// Sends `request` and returns the daemon's successful reply; a refusal throws its error message.
     func send(_ request: ControlRequest) throws -> ControlReply {
         let (reply, _, passed) = try exchange(request)
-        if let passed { close(passed) }  // not asked for
+        if let passed { Descriptor.close(passed) }  // not asked for
         return reply
     }
 
@@ -62,7 +62,7 @@ struct ControlClient {
             do {
                 return (try Self.check(ControlReply(line: line)), passed)
             } catch {
-                if let passed { close(passed) }
+                if let passed { Descriptor.close(passed) }
                 throw error
             }
         }

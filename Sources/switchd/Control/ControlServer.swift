@@ -13,7 +13,7 @@ final class ControlServer: @unchecked Sendable {
     let limits: ConnectionLimits
 
     private let listener: UnixSocket
-    private let lock = NSLock()
+    private let lock = Lock()
     /// Open connections that hold nothing, by uid; a refused one is told why and closed.
     private var admission: ControlAdmission
     /// Refusals as log lines, at most one a second per uid.
@@ -86,7 +86,7 @@ final class ControlServer: @unchecked Sendable {
             } catch {
                 if lock.withLock({ stopped }) { return }
                 Log.warning("control socket: \(error)")
-                usleep(100_000) // EMFILE and friends: do not spin
+                PosixThread.sleep(milliseconds: 100) // EMFILE and friends: do not spin
                 continue
             }
             let peer: PeerCredentials
@@ -135,7 +135,7 @@ final class ControlServer: @unchecked Sendable {
         func answer(_ line: [UInt8]) throws -> Bool {
             let response = service.respond(to: line, from: peer, session: session)
             if let (lease, port) = response.attached {
-                defer { close(port.clientFD) }
+                defer { Descriptor.close(port.clientFD) }
                 do {
                     try connection.write(response.reply.line, passing: port.clientFD)
                 } catch {
@@ -147,7 +147,7 @@ final class ControlServer: @unchecked Sendable {
                 Log.info("network \(lease.network): port \(lease.port) attached for pid \(peer.pid) (uid \(peer.uid))")
             } else if let fd = session.takePassing() {
                 // A reply that starts a capture passes its socket in the same sendmsg.
-                defer { close(fd) }
+                defer { Descriptor.close(fd) }
                 try connection.write(response.reply.line, passing: fd)
                 becomeLease()
             } else {

@@ -1,6 +1,7 @@
 // ControlService: answers control requests against a ControlHandler, checking who may change the switch.
 import Glibc
 import Switch
+import SwitchSys
 
 /// What the control socket needs from the switch; `Switchboard` (and `Dataplane`) conform, tests use a fake.
 protocol ControlHandler: AnyObject, Sendable {
@@ -63,7 +64,7 @@ struct ControlService: Sendable {
     let handler: any ControlHandler
     let access: AccessPolicy
 
-    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, geteuid()], controlGroup: ControlGroup? = nil) {
+    init(handler: any ControlHandler, privilegedUIDs: Set<UInt32> = [0, Program.effectiveUserID], controlGroup: ControlGroup? = nil) {
         self.handler = handler
         self.access = AccessPolicy(privilegedUIDs: privilegedUIDs, group: controlGroup)
     }
@@ -83,7 +84,7 @@ struct ControlService: Sendable {
     func reply(to line: [UInt8], from peer: PeerCredentials, session: ControlSession? = nil) -> ControlReply {
         let response = respond(to: line, from: peer, session: session)
         if let attached = response.attached {
-            close(attached.port.clientFD)
+            Descriptor.close(attached.port.clientFD)
             release(attached.lease)
         }
         return response.reply
@@ -163,7 +164,7 @@ final class ControlSession {
     func close() {
         capture?.end()
         capture = nil
-        if passing >= 0 { Glibc.close(passing) }
+        if passing >= 0 { Descriptor.close(passing) }
         passing = -1
     }
 }

@@ -1,5 +1,6 @@
 // SocketActivation: the listening control socket systemd passes (sd_listen_fds(3) protocol, no libsystemd).
 import Glibc
+import SwitchSys
 
 /// systemd socket activation: when `LISTEN_PID` is this process and `LISTEN_FDS` is at least 1, fd 3
 /// is the listening control socket (`ListenStream=` of switchd.socket, or `systemd-socket-activate -l`).
@@ -22,7 +23,7 @@ enum SocketActivation {
         for name in variables {
             if let value = getenv(name) { environment[name] = String(cString: value) }
         }
-        let found = passed(environment, pid: getpid())
+        let found = passed(environment, pid: Program.currentProcessID)
         if found != nil || environment["LISTEN_PID"] != nil {
             for name in variables { unsetenv(name) }
         }

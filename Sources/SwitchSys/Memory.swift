@@ -1,10 +1,28 @@
-// SharedMemory: maps the guest-RAM file descriptors a vhost-user frontend passes (SET_MEM_TABLE).
+// Memory: mmap in its two uses: private anonymous memory (the dataplane's frame buffer pool) and
+// shared mappings of a vhost-user guest's RAM.
+internal import Glibc
+
+/// Anonymous private memory from mmap, reserved (MAP_NORESERVE) and touched page by page.
+public enum AnonymousMemory {
+    /// Maps `bytes` of zeroed, readable and writable memory.
+    public static func map(bytes: Int) throws(SysError) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { throw SysError("mmap") }
+        return p
+    }
+
+    /// Unmaps what `map` returned (`bytes` as given there).
+    public static func unmap(_ base: UnsafeMutableRawPointer, bytes: Int) { munmap(base, bytes) }
+}
+
+// MARK: - Shared mappings
+//
+// SharedMemory maps the guest-RAM file descriptors a vhost-user frontend passes (SET_MEM_TABLE).
 //
 // QEMU describes each region by an fd, a size and an `mmap_offset` into that fd; the region's bytes
 // start `mmap_offset` bytes into the file. Like libvhost-user, the whole `size + mmap_offset` is
 // mapped from file offset 0 (mmap needs a page-aligned offset, `mmap_offset` need not be one) and
 // the region starts `mmap_offset` bytes into the mapping.
-internal import Glibc
 
 /// One shared mapping of a file descriptor: where it starts and how long it is.
 public struct SharedMapping: Equatable {
