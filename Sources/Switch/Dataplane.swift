@@ -33,6 +33,7 @@ public final class Dataplane: @unchecked Sendable {
             sockets!.stream = try Self.listenStream(path: "\(dir)/stream.sock")
             sockets!.dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
             sockets!.streamOffload = try Self.listenStream(path: "\(dir)/stream-offload.sock")
+            if let tunnel = spec.vxlan { sockets!.vxlan = try VXLANSocketPair.open(tunnel) }
             loop = try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands,
                                       housekeeper: housekeeper)
         } catch {
@@ -108,6 +109,7 @@ public final class Dataplane: @unchecked Sendable {
     private static func removeSockets(_ sockets: NetworkSockets?, runDir: String, spec: NetworkSpec) {
         guard let sockets else { return }
         for fd in [sockets.dgram, sockets.stream, sockets.dgramOffload, sockets.streamOffload] where fd >= 0 { close(fd) }
+        sockets.vxlan?.close()
         let dir = "\(runDir)/\(spec.name)"
         for name in socketNames { unlink("\(dir)/\(name)") }
         rmdir(dir)

@@ -24,6 +24,9 @@ enum PortKind: UInt8 {
     /// A connected datagram socket of its own (a `switchd attach` socketpair end): receives with a
     /// multishot read of its fd like a TAP (no header), sends like `dgramPeer`.
     case dgramConnected
+    /// A remote VTEP of the network's VXLAN tunnel: frames go out through the shared VXLAN send
+    /// socket encapsulated to its address, and come in through the VXLAN socket (Ports/VXLANPort.swift).
+    case vxlan
 
     /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
     var hasVnetHeader: Bool { self == .tap || self == .link }
@@ -34,6 +37,7 @@ enum PortKind: UInt8 {
         case .link: "link"
         case .dgramPeer, .dgramShared, .dgramConnected: "dgram"
         case .stream: "stream"
+        case .vxlan: "vxlan"
         }
     }
 
@@ -160,6 +164,9 @@ struct PortState {
     /// Stream: the iovec array and message header of the one sendmsg in flight.
     var streamIOV: UnsafeMutablePointer<iovec>? = nil
     var streamMessage: UnsafeMutablePointer<msghdr>? = nil
+
+    /// vxlan ports: the index of the remote VTEP in the loop's `VXLANTunnel`.
+    var vxlanRemote: Int32 = -1
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil

@@ -31,6 +31,8 @@ public enum Operation: UInt8, Sendable {
     case serviceSocket
     /// POLLOUT on a stalled capture's socket (slot: network, aux: capture slot).
     case captureWritable
+    /// The multishot recvmsg of a network's VXLAN socket.
+    case vxlanReceive
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).

@@ -31,6 +31,8 @@ public struct NetworkSockets {
     public var stream: Int32 = -1
     public var dgramOffload: Int32 = -1
     public var streamOffload: Int32 = -1
+    /// The VXLAN tunnel's sockets, for a network with `vxlan` (VXLAN/VXLANSockets.swift).
+    var vxlan: VXLANSocketPair? = nil
 
     func dgramFD(offload: Bool) -> Int32 { offload ? dgramOffload : dgram }
     func streamFD(offload: Bool) -> Int32 { offload ? streamOffload : stream }
@@ -114,6 +116,8 @@ final class ForwardingLoop {
     var truncated: UInt64 = 0
     /// Frames from new peers refused because the port table was full.
     var portLimit: UInt64 = 0
+    /// The network's VXLAN tunnel (Ports/VXLANPort.swift); disabled without `vxlan`.
+    var vxlan: VXLANTunnel
 
     // Segments of the super-frame being forwarded (Egress.swift, `EgressVariants`).
     let segmentBuffers: UnsafeMutablePointer<UInt32>
@@ -151,6 +155,7 @@ final class ForwardingLoop {
         table = MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing)
         dgramReceives = .allocate(capacity: 2)
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
+        if let tunnel = spec.vxlan, let pair = sockets.vxlan { vxlan = VXLANTunnel(spec: tunnel, sockets: pair) } else { vxlan = VXLANTunnel() }
         assert(MemoryLayout<DgramReceive>.offset(of: \.message) == 0)  // see `messagePointer`
         services = NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper)
         // With services, the gateway is theirs (the uplink's MAC on host and shared networks):
@@ -172,6 +177,7 @@ final class ForwardingLoop {
         table.deallocate()
         portList.deallocate()
         dgramReceives.deallocate()
+        vxlan.deallocate()
         captures.deallocate()
         security.deallocate()
         ports.deallocate()
@@ -200,6 +206,7 @@ final class ForwardingLoop {
             armDgramReceive(offload: offload)
             armAccept(offload: offload)
         }
+        startVXLAN()
         if let services {
             for (family, fd) in [services.upstreamIPv4, services.upstreamIPv6].enumerated() where fd >= 0 {
                 armServiceSocket(fd: fd, family: family)
@@ -221,6 +228,7 @@ final class ForwardingLoop {
             turns &+= 1
             if !retrying.isEmpty { retrySends() }
             if receivesStarved { rearmStarved() }
+            if vxlan.starved { rearmVXLANReceive() }
             if now != lastTick { tick() }
         }
         closeAll()
@@ -261,6 +269,7 @@ final class ForwardingLoop {
         case .eventRead: eventDone()
         case .cancel: break
         case .captureWritable: captureWritableDone(c)
+        case .vxlanReceive: vxlanReceiveDone(result: c.result, flags: c.flags)
         }
     }
 

@@ -26,6 +26,7 @@ extension ForwardingLoop {
         case .tap, .link, .dgramPeer, .dgramConnected: submitChain(port, token: token)
         case .dgramShared: submitSharedDgramSend(port, token: token)
         case .stream: submitStreamSend(port, token: token)
+        case .vxlan: submitVXLANSends(port, token: token)
         }
     }
 
@@ -65,6 +66,7 @@ extension ForwardingLoop {
             }
             chainSendDone(slot, result: result)
         case .stream: streamSendDone(slot, result: result)
+        case .vxlan: vxlanSendDone(slot, result: result)
         }
         if port.pointee.phase == .closing {
             finishIfIdle(slot)
