@@ -231,6 +231,7 @@ final class ForwardingLoop {
             if vxlan.starved { rearmVXLANReceive() }
             if now != lastTick { tick() }
         }
+        stopVXLAN()
         closeAll()
     }
 

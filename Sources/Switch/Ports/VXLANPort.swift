@@ -56,6 +56,13 @@ extension ForwardingLoop {
         pool.setLimit(pool.limit + capacity - old)
     }
 
+    /// At the end of `run`: cancels the receive, so the socket's port is free once the
+    /// Dataplane closes it (a multishot request holds its file until it ends).
+    func stopVXLAN() {
+        guard vxlan.isEnabled, vxlan.receive.pointee.pending else { return }
+        ring.prepareCancel(fd: vxlan.sockets.receive, token: Token(.cancel))
+    }
+
     /// Split horizon: a frame from one remote VTEP is never sent on to another. Every VTEP of a
     /// full mesh gets the sender's own copy (head-end replication), so relaying would duplicate
     /// it, and between three switchd hosts loop it.

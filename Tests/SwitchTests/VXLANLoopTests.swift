@@ -1,0 +1,233 @@
+// VXLANLoopTests: a network with a VXLAN tunnel over loopback. Test sockets play the remote VTEPs
+// (127.0.0.2, 127.0.0.3) and a `switchd attach` dgram port plays a local guest: decapsulation,
+// encapsulation (header, VNI, a source port hashed per flow), learning per VTEP, split horizon,
+// counted drops for garbage, another VNI and unknown senders, inner checksums completed, and no
+// allocation per frame (release builds).
+import CMallocCounter
+import Glibc
+import Proto
+import XCTest
+@testable import Switch
+import SwitchSys
+
+final class VXLANLoopTests: XCTestCase {
+    /// A UDP port of our own for the tunnel, so parallel runs do not collide.
+    private let port = UInt16(20_000 + Int(getpid()) % 20_000)
+    private let macGuest = MACAddress(rawValue: 0x0200_0000_00AA)
+    private let macRemote = MACAddress(rawValue: 0x0200_0000_00BB)
+
+    private struct World {
+        let dataplane: Dataplane
+        let guest: Int32
+        /// The remote VTEPs' sockets, bound to 127.0.0.2:port, 127.0.0.3:port.
+        let vteps: [Int32]
+        let dir: String
+    }
+
+    private func world(remotes: Int = 1, vni: UInt32 = 42) throws -> World {
+        let dir = "/tmp/switchd-vxlan-\(getpid())-\(remotes)"
+        mkdir(dir, 0o755)
+        var spec = NetworkSpec(name: "vx", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
+        let addresses = (0..<remotes).map { IPAddress.v4(IPv4Address(127, 0, 0, UInt8(2 + $0))) }
+        spec.vxlan = VXLANSpec(vni: vni, port: port, local: .v4(IPv4Address(127, 0, 0, 1)), remotes: addresses)
+        var vteps: [Int32] = []
+        for address in addresses {
+            let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            let r = InetSocketAddress(address, port: port).withSockaddr { bind(fd, $0, $1) }
+            XCTAssertEqual(r, 0, "bind \(address):\(port)")
+            timeout(fd)
+            vteps.append(fd)
+        }
+        let dataplane = try Dataplane(runDir: dir, network: spec)
+        try dataplane.start()
+        let guest = try dataplane.attach(network: "vx", kind: .dgram, offload: false, peer: "guest").clientFD
+        timeout(guest)
+        return World(dataplane: dataplane, guest: guest, vteps: vteps, dir: dir)
+    }
+
+    private func tearDown(_ w: World) {
+        w.dataplane.shutdown()
+        close(w.guest)
+        for fd in w.vteps { close(fd) }
+        _ = runProgram(["rm", "-rf", w.dir])
+    }
+
+    private func timeout(_ fd: Int32) {
+        var tv = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// An IPv4/UDP frame from 10.99.0.X (X: the MAC's last octet) with a complete UDP checksum.
+    private func frame(from source: MACAddress, to destination: MACAddress, sourcePort: UInt16 = 12345,
+                       length: Int = 100) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0x5A, count: length)
+        bytes.withUnsafeMutableBytes { raw in
+            destination.store(to: raw.baseAddress!)
+            source.store(to: raw.baseAddress! + 6)
+            raw[12] = 0x08; raw[13] = 0x00
+            let ipLength = length - 14
+            let ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xFF), 0, 0, 0, 0, 64, 17, 0, 0,
+                               10, 99, 0, UInt8(truncatingIfNeeded: source.rawValue),
+                               10, 99, 0, UInt8(truncatingIfNeeded: destination.rawValue),
+                               UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), 0x30, 0x39,
+                               UInt8((ipLength - 20) >> 8), UInt8((ipLength - 20) & 0xFF), 0, 0]
+            for (i, b) in ip.enumerated() { raw[14 + i] = b }
+            let v4 = MutableIPv4Header(validating: raw.suffix(from: 14))!
+            v4.fillChecksum()
+            let udp = MutableUDPHeader(validating: raw.suffix(from: 34))!
+            udp.fillChecksum(pseudoHeaderSum: v4.header.payloadPseudoHeaderSum)
+        }
+        return bytes
+    }
+
+    private func vxlan(_ vni: UInt32, _ inner: [UInt8]) -> [UInt8] {
+        [0x08, 0, 0, 0, UInt8(vni >> 16 & 0xFF), UInt8(vni >> 8 & 0xFF), UInt8(vni & 0xFF), 0] + inner
+    }
+
+    /// Sends `bytes` from VTEP socket `fd` to the tunnel (127.0.0.1:port).
+    private func sendToTunnel(_ fd: Int32, _ bytes: [UInt8]) {
+        let to = InetSocketAddress(.v4(IPv4Address(127, 0, 0, 1)), port: port)
+        _ = bytes.withUnsafeBytes { raw in to.withSockaddr { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) } }
+    }
+
+    /// One datagram from `fd` with its sender, or nil on timeout.
+    private func receive(_ fd: Int32) -> (bytes: [UInt8], sender: InetSocketAddress?)? {
+        var buffer = [UInt8](repeating: 0, count: 70_000)
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        var n = -1
+        repeat {  // EINTR: a signal to the test thread from an earlier test's switch (as ZeroAllocationTests)
+            n = buffer.withUnsafeMutableBytes { raw in
+                withUnsafeMutablePointer(to: &storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
+                }
+            }
+        } while n < 0 && errno == EINTR
+        guard n >= 0 else { print("receive: \(errnoText(errno))"); return nil }
+        return (Array(buffer.prefix(n)), InetSocketAddress(storage))
+    }
+
+    private func drops(_ w: World) -> [String: UInt64] { w.dataplane.status().first?.drops ?? [:] }
+
+    func testDecapsulateEncapsulateAndDrops() throws {
+        let w = try world()
+        defer { tearDown(w) }
+        let vtep = w.vteps[0]
+        // A broadcast from behind the VTEP reaches the guest, inner frame only.
+        let broadcast = frame(from: macRemote, to: MACAddress(rawValue: 0xFFFF_FFFF_FFFF))
+        sendToTunnel(vtep, vxlan(42, broadcast))
+        XCTAssertEqual(receive(w.guest)?.bytes, broadcast)
+        // The guest answers the learned MAC: one datagram to the VTEP, VXLAN header then the frame.
+        let reply = frame(from: macGuest, to: macRemote)
+        _ = reply.withUnsafeBytes { send(w.guest, $0.baseAddress, $0.count, 0) }
+        let got = try XCTUnwrap(receive(vtep), "the VTEP got the guest's frame")
+        XCTAssertEqual(Array(got.bytes.prefix(8)), [0x08, 0, 0, 0, 0, 0, 42, 0])
+        XCTAssertEqual(Array(got.bytes.dropFirst(8)), reply)
+        XCTAssertEqual(got.sender?.address, .v4(IPv4Address(127, 0, 0, 1)))
+        let status = try XCTUnwrap(w.dataplane.status().first)
+        let vxlanPort = try XCTUnwrap(status.ports.first { $0.kind == "vxlan" })
+        XCTAssertEqual(vxlanPort.id, "vxlan-127.0.0.2")
+        XCTAssertEqual(vxlanPort.macs, [macRemote.description])
+        XCTAssertEqual(vxlanPort.security, [], "a VTEP carries a whole site: no port security")
+
+        if geteuid() == 0 {
+            // The raw send socket: outer source ports in 49152...65535, one per flow, several flows apart.
+            var ports: [UInt16: Set<UInt16>] = [:]
+            for flow in 0..<16 {
+                for _ in 0..<2 {
+                    let bytes = frame(from: macGuest, to: macRemote, sourcePort: UInt16(2000 + flow))
+                    _ = bytes.withUnsafeBytes { send(w.guest, $0.baseAddress, $0.count, 0) }
+                    let datagram = try XCTUnwrap(receive(vtep))
+                    ports[UInt16(flow), default: []].insert(try XCTUnwrap(datagram.sender?.port))
+                }
+            }
+            XCTAssertTrue(ports.values.allSatisfy { $0.count == 1 }, "one source port per flow: \(ports)")
+            XCTAssertTrue(ports.values.allSatisfy { (49152...65535).contains($0.first!) })
+            XCTAssertGreaterThan(Set(ports.values.map { $0.first! }).count, 8, "flows spread over source ports")
+        }
+
+        // Garbage, another VNI, an unknown sender: counted, nothing reaches the guest.
+        sendToTunnel(vtep, [0x08, 0, 0])
+        sendToTunnel(vtep, vxlan(42, broadcast).enumerated().map { $0.offset == 0 ? 0 : $0.element })  // I flag clear
+        sendToTunnel(vtep, vxlan(43, broadcast))
+        let stranger = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(stranger) }
+        _ = InetSocketAddress(.v4(IPv4Address(127, 0, 0, 9)), port: 0).withSockaddr { bind(stranger, $0, $1) }
+        sendToTunnel(stranger, vxlan(42, broadcast))
+        // Then a good one: the next thing the guest sees.
+        let marker = frame(from: macRemote, to: macGuest, sourcePort: 777)
+        sendToTunnel(vtep, vxlan(42, marker))
+        XCTAssertEqual(receive(w.guest)?.bytes, marker, "nothing refused reached the guest")
+        XCTAssertEqual(drops(w)["vxlanMalformed"], 2)
+        XCTAssertEqual(drops(w)["vxlanWrongVni"], 1)
+        XCTAssertEqual(drops(w)["vxlanUnknownVtep"], 1)
+    }
+
+    func testPartialInnerChecksumIsCompleted() throws {
+        // A kernel VTEP behind a veth sends inner TCP/UDP with only the pseudo-header sum in the
+        // checksum field; a socket port must get it complete.
+        let w = try world()
+        defer { tearDown(w) }
+        var partial = frame(from: macRemote, to: macGuest)
+        partial.withUnsafeMutableBytes { raw in
+            let ip = IPv4Header(validating: UnsafeRawBufferPointer(raw).suffix(from: 14))!
+            raw.setBE16(ip.payloadPseudoHeaderSum, 34 + 6)
+        }
+        XCTAssertNotEqual(partial, frame(from: macRemote, to: macGuest))
+        sendToTunnel(w.vteps[0], vxlan(42, partial))
+        XCTAssertEqual(receive(w.guest)?.bytes, frame(from: macRemote, to: macGuest), "checksum completed on the way")
+    }
+
+    func testSplitHorizonBetweenVTEPs() throws {
+        let w = try world(remotes: 2)
+        defer { tearDown(w) }
+        let broadcast = frame(from: macRemote, to: MACAddress(rawValue: 0xFFFF_FFFF_FFFF))
+        sendToTunnel(w.vteps[0], vxlan(42, broadcast))
+        XCTAssertEqual(receive(w.guest)?.bytes, broadcast, "flooded to the guest")
+        // The guest's broadcast goes to both VTEPs (head-end replication); VTEP 2's first datagram
+        // is that one, not VTEP 1's broadcast relayed.
+        let fromGuest = frame(from: macGuest, to: MACAddress(rawValue: 0xFFFF_FFFF_FFFF), sourcePort: 999)
+        _ = fromGuest.withUnsafeBytes { send(w.guest, $0.baseAddress, $0.count, 0) }
+        XCTAssertEqual(receive(w.vteps[1]).map { Array($0.bytes.dropFirst(8)) }, fromGuest)
+        XCTAssertEqual(receive(w.vteps[0]).map { Array($0.bytes.dropFirst(8)) }, fromGuest)
+        // Unicast to a MAC learned on VTEP 1, sent by VTEP 2: not relayed either.
+        let second = frame(from: MACAddress(rawValue: 0x0200_0000_00CC), to: macRemote, sourcePort: 4242)
+        sendToTunnel(w.vteps[1], vxlan(42, second))
+        let marker = frame(from: macGuest, to: macRemote, sourcePort: 31)
+        _ = marker.withUnsafeBytes { send(w.guest, $0.baseAddress, $0.count, 0) }
+        XCTAssertEqual(receive(w.vteps[0]).map { Array($0.bytes.dropFirst(8)) }, marker)
+    }
+
+    func testForwardingThroughTheTunnelAllocatesNothing() throws {
+        guard !isDebugBuild() else {
+            throw XCTSkip("allocation counts are measured in release builds (make test runs them)")
+        }
+        let w = try world()
+        defer { tearDown(w) }
+        let vtep = w.vteps[0]
+        let toRemote = frame(from: macGuest, to: macRemote, length: 1400)
+        let toGuest = vxlan(42, frame(from: macRemote, to: macGuest, length: 1400))
+        sendToTunnel(vtep, toGuest)
+        XCTAssertNotNil(receive(w.guest))
+        malloc_counter_reset()
+        malloc_counter_watch(w.dataplane.forwardingThreadID)
+        let total = 50_000
+        var done = 0
+        while done < total {
+            for _ in 0..<8 {
+                _ = toRemote.withUnsafeBytes { send(w.guest, $0.baseAddress, $0.count, 0) }
+                sendToTunnel(vtep, toGuest)
+            }
+            for _ in 0..<8 {
+                guard receive(vtep)?.bytes.count == 1408, receive(w.guest)?.bytes.count == 1400 else {
+                    XCTFail("frame \(done) lost")
+                    malloc_counter_watch(0)
+                    return
+                }
+                done += 1
+            }
+        }
+        malloc_counter_watch(0)
+        XCTAssertEqual(malloc_counter_count(), 0, "allocations on the forwarding thread over \(total) frames each way")
+    }
+}
