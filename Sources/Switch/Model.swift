@@ -212,7 +212,7 @@ public struct TrafficCount: Codable, Sendable, Equatable {
 /// One port as `status --json` shows it (docs/status-json.md).
 public struct PortStatus: Codable, Sendable, Equatable {
     public var id: String
-    /// `tap`, `link`, `dgram`, `stream`.
+    /// `tap`, `link`, `dgram`, `stream`, `vxlan`.
     public var kind: String
     /// The TAP name (with `@netns` when moved), the peer's socket path, or `fd`.
     public var peer: String

@@ -30,12 +30,14 @@ ip link set "$U1" netns "$UA"
 ip link set "$U2" netns "$UB"
 it_addr "$UA" "$U1" 10.200.0.1/24
 it_addr "$UB" "$U2" 10.200.0.2/24
+ip -n "$UA" addr add fd00:200::1/64 dev "$U1" nodad
+ip -n "$UB" addr add fd00:200::2/64 dev "$U2" nodad
 it_ping "$UA" 10.200.0.2 2
 
-# kernel_vtep UNDERLAY_NS LOCAL REMOTE CLIENT_NS CLIENT_CIDR CLIENT_CIDR6 TAG: a kernel vxlan (vni
-# 42, dstport 4789) and a veth into CLIENT_NS in one bridge, all at MTU 1450, client addressed.
+# kernel_vtep UNDERLAY_NS LOCAL REMOTE CLIENT_NS CLIENT_CIDR CLIENT_CIDR6 TAG [MTU]: a kernel vxlan
+# (vni 42, dstport 4789) and a veth into CLIENT_NS in one bridge, all at MTU (1450), client addressed.
 kernel_vtep() {
-    local ns=$1 local_ip=$2 remote=$3 client=$4 cidr=$5 cidr6=$6 tag=$7
+    local ns=$1 local_ip=$2 remote=$3 client=$4 cidr=$5 cidr6=$6 tag=$7 mtu=${8:-1450}
     local vx=$(it_name "x$tag") br=$(it_name "b$tag") vh=$(it_name "h$tag") vc=$(it_name "c$tag")
     ip -n "$ns" link add "$vx" type vxlan id 42 dstport 4789 local "$local_ip" remote "$remote"
     ip -n "$ns" link add "$br" type bridge
@@ -44,13 +46,13 @@ kernel_vtep() {
     ip link set "$vh" netns "$ns"
     ip link set "$vc" netns "$client"
     for l in "$vx" "$vh"; do
-        ip -n "$ns" link set "$l" mtu 1450
+        ip -n "$ns" link set "$l" mtu "$mtu"
         ip -n "$ns" link set "$l" master "$br"
         ip -n "$ns" link set "$l" up
     done
-    ip -n "$ns" link set "$br" mtu 1450
+    ip -n "$ns" link set "$br" mtu "$mtu"
     ip -n "$ns" link set "$br" up
-    ip -n "$client" link set "$vc" mtu 1450
+    ip -n "$client" link set "$vc" mtu "$mtu"
     ip -n "$client" addr add "$cidr6" dev "$vc" nodad
     it_addr "$client" "$vc" "$cidr"
     KVTEP_VX=$vx KVTEP_BR=$br KVTEP_VETH=$vh KVTEP_CLIENT_IF=$vc
@@ -86,7 +88,6 @@ it_log "ok: mtu 1500 refused: $(grep -m1 mtu "$IT_TMP/refused.log")"
 # --- switchd (UA) <-> kernel vxlan (UB).
 switchd_config "$IT_TMP/a.yaml" 10.200.0.1 10.200.0.2 "$TA" "$CA"
 SWITCHD_NETNS=$UA it_start_switchd "$IT_TMP/a.yaml"
-SWITCHD_A_PID=$SWITCHD_PID
 it_tap_ready "$CA" "$TA" 10.78.0.11/24
 ip -n "$CA" addr add fd42:0:0:42::11/64 dev "$TA" nodad
 kernel_vtep "$UB" 10.200.0.2 10.200.0.1 "$CB" 10.78.0.12/24 fd42:0:0:42::12/64 k
@@ -155,9 +156,11 @@ kernel_vtep "$UA" 10.200.0.1 10.200.0.2 "$CA" 10.78.0.11/24 fd42:0:0:42::11/64 a
 it_ping "$CA" 10.78.0.12 3
 it_iperf_server "$CB"
 it_check "iperf3 ${SECS}s kernel -> kernel" it_iperf_client "$CA" 10.78.0.12 "$SECS" "$IT_TMP/kk.json"
-kk=$(it_iperf_gbps "$IT_TMP/kk.json")
+it_iperf_server "$CA"
+it_check "iperf3 ${SECS}s kernel -> kernel, reverse" it_iperf_client "$CB" 10.78.0.11 "$SECS" "$IT_TMP/kk2.json"
+kk=$(it_iperf_gbps "$IT_TMP/kk.json") kk2=$(it_iperf_gbps "$IT_TMP/kk2.json")
 it_log "RESULT vxlan iperf3 (${SECS}s, 1 TCP stream, MTU 1450 over a veth): switchd->kernel $sw_ab Gbit/s," \
-    "kernel->switchd $sw_ba Gbit/s, kernel->kernel $kk Gbit/s"
+    "kernel->switchd $sw_ba Gbit/s; kernel->kernel $kk and $kk2 Gbit/s (A->B, B->A)"
 ip -n "$UA" link del "$KVTEP_VX"
 ip -n "$UA" link del "$KVTEP_BR"
 ip -n "$UA" link del "$KVTEP_VETH"
@@ -173,10 +176,24 @@ switchd_config "$IT_TMP/b.yaml" 10.200.0.2 10.200.0.1 "$TB" "$CB"
 mkdir -p "$IT_TMP/run-b" "$IT_TMP/state-b"
 it_bg "$IT_TMP/switchd-b.log" ip netns exec "$UB" "$SWITCHD" run --config "$IT_TMP/b.yaml" \
     --run-dir "$IT_TMP/run-b" --state-dir "$IT_TMP/state-b" --log-level debug
+SWITCHD_B_PID=$IT_LAST_PID
 it_wait_until 20 "the second switchd answers status" "$SWITCHD" status --json --run-dir "$IT_TMP/run-b"
 it_tap_ready "$CB" "$TB" 10.78.0.12/24
 it_ping "$CA" 10.78.0.12 3
 it_ping "$CB" 10.78.0.11 3
 it_log "ok: two switchd instances joined over VXLAN"
+it_kill "$SWITCHD_B_PID"
+it_stop_switchd 10
+
+# --- An IPv6 underlay: switchd (UA, fd00:200::1) <-> kernel vxlan (UB, fd00:200::2), MTU 1500 - 70.
+switchd_config "$IT_TMP/a6.yaml" '"fd00:200::1"' '"fd00:200::2"' "$TA" "$CA" 1430
+SWITCHD_NETNS=$UA it_start_switchd "$IT_TMP/a6.yaml"
+it_tap_ready "$CA" "$TA" 10.78.0.11/24
+ip -n "$CB" link del "$TB" 2>/dev/null || true
+kernel_vtep "$UB" fd00:200::2 fd00:200::1 "$CB" 10.78.0.12/24 fd42:0:0:42::12/64 6 1430
+it_ping "$CA" 10.78.0.12 3
+it_ping "$CB" 10.78.0.11 3
+[[ $(it_json '[p["id"] for p in kind("lab", "vxlan")][0]') == vxlan-fd00:200::2 ]] || it_fail "no port vxlan-fd00:200::2"
+it_log "ok: switchd and the kernel joined over an IPv6 underlay"
 it_stop_switchd 10
 it_pass
