@@ -155,8 +155,8 @@ final class ForwardingLoop {
         table = MACTable(maxPorts: Self.maxPorts, limitPerPort: spec.macLimit, ageing: spec.macAgeing)
         dgramReceives = .allocate(capacity: 2)
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
-        if let tunnel = spec.vxlan, let pair = sockets.vxlan { vxlan = VXLANTunnel(spec: tunnel, sockets: pair) } else { vxlan = VXLANTunnel() }
         assert(MemoryLayout<DgramReceive>.offset(of: \.message) == 0)  // see `messagePointer`
+        vxlan = spec.vxlan.flatMap { tunnel in sockets.vxlan.map { VXLANTunnel(spec: tunnel, sockets: $0) } } ?? VXLANTunnel()
         services = NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper)
         // With services, the gateway is theirs (the uplink's MAC on host and shared networks):
         // port security binds its link-local address.

@@ -2,13 +2,16 @@
 // (decapsulation), their sends (encapsulation) and split horizon between them.
 //
 // Receive: one multishot recvmsg on the tunnel's UDP socket into the shared buffer ring, as
-// dgram.sock does; the sender's address names the VTEP's port, the VXLAN header is checked (I flag,
-// VNI) and the inner frame is forwarded from the same buffer, no copy, its L4 checksum treated as
-// possibly partial (as from a header-less offload peer). Anything else is a counted drop (VXLANTunnel). Send: a VTEP port is a non-offload socket port, so Egress has already
-// completed checksums and cut super-frames to the network MTU; each queued frame goes out as one
-// sendmsg of [UDP + VXLAN prefix written into the entry, inner frame] to the VTEP's address, in
-// linked chains like a dgram peer's. The send socket is shared by every VTEP: a full socket
-// (EAGAIN) is never parked on, the port retries on the short timer like a shared dgram peer.
+// dgram.sock does; the sender's address names the VTEP's port, the VXLAN header is checked (I
+// flag, VNI) and the inner frame is forwarded from the same buffer, no copy, its L4 checksum taken
+// as possibly partial (as from a header-less offload peer). Anything else is a counted drop
+// (VXLANTunnel).
+// Send: a VTEP port is a non-offload socket port, so Egress has already completed checksums and
+// cut super-frames to the network MTU; each queued frame goes out as one sendmsg of [UDP + VXLAN
+// prefix written into the entry, inner frame] to the VTEP's address, in linked chains like a dgram
+// peer's but longer, from a larger queue (one super-frame is ~45 segments). The send socket is
+// shared by every VTEP: a full socket (EAGAIN) is never parked on, the port retries on the short
+// timer like a shared dgram peer.
 import SwitchSys
 import Glibc
 import Proto
