@@ -1,11 +1,11 @@
-// VXLAN (RFC 7348): the 8-byte header, the UDP + VXLAN prefix switchd writes in front of an inner
-// frame, the decapsulation check, and the flow hash that picks the outer UDP source port.
+// VXLAN (RFC 7348): the 8-byte header, the decapsulation check, and the flow hash that picks the
+// outer UDP source port.
 //
 // Wire (RFC 7348 §5): outer IP | UDP (destination 4789) | flags (I bit 0x08), 24 reserved bits,
 // VNI (24 bits), 8 reserved bits | the inner Ethernet frame without FCS. The outer UDP source port
 // is a hash of the inner flow so that underlay ECMP and RSS spread tunnels (§5, "Source Port"); the
-// receiver accepts any source port. IPv4 UDP checksum 0 is allowed and is what Linux's vxlan sends
-// by default (`udpcsum` off); RFC 7348 §5 says it SHOULD be sent as zero.
+// receiver accepts any source port. IPv4 UDP checksum 0 is allowed (RFC 7348 §5) and is what
+// Linux's vxlan sends by default (`udpcsum` off), so a receiver must accept it.
 
 /// Field offsets of the VXLAN header (RFC 7348 §5, "VXLAN Header").
 @usableFromInline
@@ -61,17 +61,9 @@ public enum VXLANRefusal: Error, Equatable, Sendable {
     case wrongVNI
 }
 
-/// The VXLAN encapsulation of one network: its VNI and UDP port, and the 16-byte prefix (UDP
-/// header + VXLAN header) written in front of each inner frame.
+/// The VXLAN encapsulation of one network: its VNI and UDP port.
 @frozen
 public struct VXLANEncapsulation: Equatable, Sendable {
-    /// Bytes written in front of an inner frame: the UDP header and the VXLAN header.
-    public static let prefixLength = UDPField.headerLength + VXLANField.headerLength
-    /// The start of the range source ports are hashed into (IANA's dynamic ports, RFC 6335 §6),
-    /// and its size.
-    public static let sourcePortBase: UInt16 = 49152
-    public static let sourcePortCount: UInt64 = 16384
-
     public let vni: UInt32
     /// The UDP destination port (4789 unless configured).
     public let port: UInt16
@@ -81,19 +73,6 @@ public struct VXLANEncapsulation: Equatable, Sendable {
     public init(vni: UInt32, port: UInt16 = VXLANHeader.ianaPort) {
         self.vni = vni & VXLANHeader.maxVNI
         self.port = port
-    }
-
-    /// Writes the UDP header (checksum 0: over IPv4 none is sent, over IPv6 the kernel fills it in,
-    /// IPV6_CHECKSUM) and the VXLAN header into the 16 bytes at `prefix`, for an inner frame of
-    /// `innerLength` bytes.
-    @inlinable @inline(__always)
-    public func emitPrefix(into prefix: UnsafeMutableRawPointer, sourcePort: UInt16, innerLength: Int) {
-        let udpLength = UInt16(truncatingIfNeeded: Self.prefixLength + innerLength)
-        prefix.storeBytes(of: sourcePort.bigEndian, toByteOffset: UDPField.sourcePort, as: UInt16.self)
-        prefix.storeBytes(of: port.bigEndian, toByteOffset: UDPField.destinationPort, as: UInt16.self)
-        prefix.storeBytes(of: udpLength.bigEndian, toByteOffset: UDPField.length, as: UInt16.self)
-        prefix.storeBytes(of: UInt16(0), toByteOffset: UDPField.checksum, as: UInt16.self)
-        emitHeader(into: prefix + UDPField.headerLength)
     }
 
     /// Writes only the VXLAN header (flags 0x08, reserved bits zero, the VNI) into the 8 bytes at `header`.
@@ -112,13 +91,6 @@ public struct VXLANEncapsulation: Equatable, Sendable {
         guard header.hasVNI else { return .failure(.noVNIFlag) }
         guard header.vni == vni else { return .failure(.wrongVNI) }
         return .success(VXLANField.headerLength)
-    }
-
-    /// The outer UDP source port for `frame` (RFC 7348 §5: "a hash of fields from the inner
-    /// packet"): `VXLANFlow.hash` mapped into 49152...65535, so one flow keeps one port.
-    @inlinable @inline(__always)
-    public static func sourcePort(frame: UnsafeRawBufferPointer) -> UInt16 {
-        sourcePortBase &+ UInt16(truncatingIfNeeded: VXLANFlow.hash(frame: frame) % sourcePortCount)
     }
 }
 

@@ -7,11 +7,12 @@
 // as possibly partial (as from a header-less offload peer). Anything else is a counted drop
 // (VXLANTunnel).
 // Send: a VTEP port is a non-offload socket port, so Egress has already completed checksums and
-// cut super-frames to the network MTU; each queued frame goes out as one sendmsg of [UDP + VXLAN
-// prefix written into the entry, inner frame] to the VTEP's address, in linked chains like a dgram
-// peer's but longer, from a larger queue (one super-frame is ~45 segments). The send socket is
-// shared by every VTEP: a full socket (EAGAIN) is never parked on, the port retries on the short
-// timer like a shared dgram peer.
+// cut super-frames to the network MTU. Each chain sends [VXLAN header, frame] datagrams to the
+// VTEP's address through the send socket of the frame's flow (its outer source port); a run of
+// one super-frame's segments goes as one UDP GSO sendmsg, which is what makes this direction fast
+// (docs/decisions.md "VXLAN source ports"). The queue is larger than a guest port's (one
+// super-frame is ~45 segments). The send sockets are shared by every VTEP: a full one (EAGAIN) is
+// never parked on, the port retries on the short timer like a shared dgram peer.
 import SwitchSys
 import Glibc
 import Proto
@@ -35,8 +36,7 @@ extension ForwardingLoop {
             vxlan.remotes[i].hasPort = true
         }
         Log.info("network \(spec.name): vxlan vni \(tunnel.vni) on \(InetSocketAddress(tunnel.local, port: tunnel.port)), "
-                 + "\(vxlan.remoteCount) remote VTEP(s)"
-                 + (vxlan.sockets.writesUDPHeader ? "" : " (source port fixed: no raw socket)"))
+                 + "\(vxlan.remoteCount) remote VTEP(s)")
         armVXLANReceive()
     }
 
@@ -44,8 +44,6 @@ extension ForwardingLoop {
     /// of one loop turn (32 super-frames of up to 64 KiB) becomes up to ~45 segments each here, more
     /// than a guest port's default queue holds before the next submit.
     static let vxlanQueueFrames = 2048
-    /// Sends per linked chain of a VTEP port (the raw socket rarely blocks: long chains, few turns).
-    static let vxlanSendBatch: Int32 = 256
 
     /// Replaces a new port's (empty) send queue by a larger one, raising the pool's limit to match.
     private func growQueue(of slot: UInt16, to capacity: Int) {
@@ -159,58 +157,106 @@ extension ForwardingLoop {
 
     // MARK: - Send
 
-    /// One linked chain of up to `sendBatch` sendmsgs, each [UDP + VXLAN prefix, inner frame] to the
-    /// port's VTEP. The outer UDP source port is hashed from the inner flow (VXLANEncapsulation).
+    /// One linked chain of sendmsgs to the port's VTEP, each [VXLAN header, frame] through the
+    /// send socket the frame's flow hash picks (its outer UDP source port). With UDP GSO, a run of
+    /// queued frames of one flow and one size (a super-frame's segments; the last may be shorter)
+    /// goes as one sendmsg [header, frame, header, frame, ...] with UDP_SEGMENT = 8 + size: the
+    /// kernel cuts it into one datagram per frame as late as it can (on a veth, not at all).
     func submitVXLANSends(_ port: UnsafeMutablePointer<PortState>, token: Token) {
         let remote = vxlan.remotes + Int(port.pointee.vxlanRemote)
         let name = UnsafeMutableRawPointer(mutating: UnsafeRawPointer(remote) + MemoryLayout<VXLANRemote>.offset(of: \.name)!)
         let nameLength = remote.pointee.nameLength
-        // Without a raw socket the kernel writes the UDP header: send the VXLAN header only.
-        let skip = vxlan.sockets.writesUDPHeader ? 0 : UDPHeader.length
-        let n = min(port.pointee.queueCount, Self.vxlanSendBatch)
-        for i in 0..<n {
-            let entry = port.pointee.queue! + port.pointee.queueIndex(i)
-            let raw = UnsafeMutableRawPointer(entry)
-            let frame = pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset))
-            let length = Int(entry.pointee.length)
-            let prefix = raw + Self.prefixOffset
-            vxlan.encapsulation.emitPrefix(
-                into: prefix, sourcePort: VXLANEncapsulation.sourcePort(frame: UnsafeRawBufferPointer(start: frame, count: length)),
-                innerLength: length)
-            entry.pointee.iov.0 = iovec(iov_base: prefix + skip, iov_len: VXLANEncapsulation.prefixLength - skip)
-            entry.pointee.iov.1 = iovec(iov_base: frame, iov_len: length)
-            entry.pointee.message = msghdr()
-            entry.pointee.message.msg_name = name
-            entry.pointee.message.msg_namelen = nameLength
-            entry.pointee.message.msg_iov = (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self)
-            entry.pointee.message.msg_iovlen = 2
-            let submission = ring.prepareSendMsg(fd: vxlan.sockets.send,
-                                                 message: (raw + Self.messageOffset).assumingMemoryBound(to: msghdr.self),
-                                                 flags: Socket.dontWait | Socket.noSignal, token: token)
-            if i < n - 1 { submission.link() }
+        let messages = remote.pointee.messages!, controls = remote.pointee.controls!
+        let iovecs = remote.pointee.iovecs!, frameCounts = remote.pointee.frameCounts!
+        let available = min(port.pointee.queueCount, VXLANTunnel.chainFrames)
+        var next: Int32 = 0, sends: Int32 = 0, iov = 0
+        while next < available && sends < VXLANTunnel.chainMessages {
+            let first = frameAt(port, next)
+            let hash = VXLANFlow.hash(frame: UnsafeRawBufferPointer(start: first.frame, count: first.length))
+            var count: Int32 = 1
+            var payload = VXLANHeader.length + first.length
+            // Only frames the network MTU bounds (no VLAN tag): the kernel refuses a segment size
+            // that does not fit the underlay, and the config checked exactly that much.
+            if vxlan.gso && first.length <= mtu + EthernetHeaderLength.untagged {
+                while next + count < available && Int(count) < VXLANTunnel.maxSegments {
+                    let candidate = frameAt(port, next + count)
+                    guard candidate.length <= first.length,
+                          payload + VXLANHeader.length + candidate.length <= VXLANTunnel.maxGSOPayload,
+                          VXLANFlow.hash(frame: UnsafeRawBufferPointer(start: candidate.frame, count: candidate.length)) == hash
+                    else { break }
+                    count += 1
+                    payload += VXLANHeader.length + candidate.length
+                    if candidate.length < first.length { break }  // only the last may be shorter
+                }
+            }
+            let message = messages + Int(sends)
+            message.pointee = msghdr()
+            message.pointee.msg_name = name
+            message.pointee.msg_namelen = nameLength
+            message.pointee.msg_iov = iovecs + iov
+            message.pointee.msg_iovlen = Int(2 * count)
+            for k in 0..<count {
+                let frame = k == 0 ? first : frameAt(port, next + k)
+                iovecs[iov] = iovec(iov_base: vxlan.header, iov_len: VXLANHeader.length)
+                iovecs[iov + 1] = iovec(iov_base: frame.frame, iov_len: frame.length)
+                iov += 2
+            }
+            if count > 1 {
+                // struct cmsghdr { size_t len; int level; int type; } then the u16 (linux/udp.h UDP_SEGMENT 103).
+                let control = controls + Int(sends) * VXLANTunnel.controlSpace
+                control.storeBytes(of: 18, toByteOffset: 0, as: Int.self)  // CMSG_LEN(2)
+                control.storeBytes(of: 17, toByteOffset: 8, as: Int32.self)  // SOL_UDP
+                control.storeBytes(of: 103, toByteOffset: 12, as: Int32.self)  // UDP_SEGMENT
+                control.storeBytes(of: UInt16(VXLANHeader.length + first.length), toByteOffset: 16, as: UInt16.self)
+                message.pointee.msg_control = control
+                message.pointee.msg_controllen = VXLANTunnel.controlSpace
+            }
+            frameCounts[Int(sends)] = count
+            let fd = vxlan.sendFDs[Int(hash % UInt64(vxlan.sendCount))]
+            let submission = ring.prepareSendMsg(fd: fd, message: message, flags: Socket.dontWait | Socket.noSignal, token: token)
+            next += count
+            sends += 1
+            if next < available && sends < VXLANTunnel.chainMessages { submission.link() }
         }
-        port.pointee.inFlight = n
+        remote.pointee.nextCompletion = 0
+        port.pointee.inFlight = sends
     }
 
-    /// One completion of a VTEP port's chain. Errors lose that frame only (counted `sendError`): a
-    /// VTEP is configured, not a peer that can go away, so no errno removes its port.
+    /// The `i`-th queued frame of a port from the head.
+    @inline(__always)
+    private func frameAt(_ port: UnsafeMutablePointer<PortState>, _ i: Int32) -> (frame: UnsafeMutableRawPointer, length: Int) {
+        let entry = port.pointee.queue! + port.pointee.queueIndex(i)
+        return (pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset)), Int(entry.pointee.length))
+    }
+
+    /// One completion of a VTEP port's chain (one sendmsg, one or more frames). Errors lose those
+    /// frames only (counted `sendError`): a VTEP is configured, not a peer that can go away, so no
+    /// errno removes its port. A GSO send the kernel refuses turns GSO off for the tunnel.
     func vxlanSendDone(_ slot: UInt16, result: Int32) {
         let port = ports + Int(slot)
+        let remote = vxlan.remotes + Int(port.pointee.vxlanRemote)
+        let frames = remote.pointee.frameCounts![Int(remote.pointee.nextCompletion)]
+        remote.pointee.nextCompletion += 1
         port.pointee.inFlight -= 1
         if result == -EAGAIN {
             port.pointee.chainStopped = true
             port.pointee.peerFull = true
         } else if result != -ECANCELED && !port.pointee.chainStopped {
-            popHead(port, sent: result >= 0)
+            for _ in 0..<frames { popHead(port, sent: result >= 0) }
             if result < 0 {
-                port.pointee.count(.sendError)
+                port.pointee.count(.sendError, UInt64(frames))
                 port.pointee.chainStopped = true  // the rest of the chain comes back cancelled: resend it
+                if frames > 1 && vxlan.gso && (result == -EINVAL || result == -EIO || result == -EOPNOTSUPP) {
+                    vxlan.gso = false
+                    Log.warning("network \(spec.name): vxlan: the kernel refused UDP GSO (\(errnoText(-result))); "
+                                + "sending one datagram per frame")
+                }
             }
         }
         guard port.pointee.inFlight == 0 else { return }
         port.pointee.chainStopped = false
         if port.pointee.peerFull {
-            // The shared send socket is full: retry on the short timer, never park on it.
+            // A send socket is full: retry on the short timer, never park on a shared socket.
             port.pointee.peerFull = false
             if port.pointee.isActive && !port.pointee.retryPending {
                 port.pointee.retryPending = true
@@ -218,4 +264,9 @@ extension ForwardingLoop {
             }
         }
     }
+}
+
+/// The Ethernet header's length without VLAN tags (IEEE 802.3 §3.1.1).
+private enum EthernetHeaderLength {
+    static let untagged = 14
 }

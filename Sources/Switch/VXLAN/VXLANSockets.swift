@@ -1,16 +1,14 @@
 // VXLANSockets: the underlay sockets of a network's VXLAN tunnel, and the underlay interface's MTU.
 //
-// Two sockets (docs/decisions.md "VXLAN source ports"):
+// The sockets (docs/decisions.md "VXLAN source ports"):
 // - receive: a plain UDP socket bound to local:port. The kernel checks the outer IP and UDP headers
 //   (checksum 0 over IPv4 is valid, RFC 768; over IPv6 UDP_NO_CHECK6_RX accepts it too, as Linux's
 //   `udp6zerocsumrx` does), and port 4789 is then "in use", so no ICMP port unreachable goes back.
-// - send: a raw socket of protocol UDP bound to `local`, for which switchd writes the UDP header
-//   itself, so the source port can be a hash of the inner flow (RFC 7348 §5) while a plain socket
-//   bound to 4789 could only send from 4789. IPv4: checksum 0 (RFC 7348 §5 "SHOULD be transmitted as
-//   zero", what Linux's vxlan sends); IPv6: the kernel fills the checksum in (IPV6_CHECKSUM 6, RFC
-//   8200 §8.1 forbids zero). A raw socket also receives a copy of every UDP datagram of the
-//   namespace: a one-instruction "drop everything" socket filter keeps its queue empty.
-//   Without CAP_NET_RAW the receive socket sends as well, every datagram from `port` (logged).
+// - send: `sendSockets` UDP sockets bound to `local` on ephemeral ports. A frame goes out through
+//   the one its inner flow's hash picks, so one flow keeps one outer source port and flows spread
+//   over many (RFC 7348 §5), without privileges; the kernel writes the UDP header and checksum, and
+//   UDP GSO (UDP_SEGMENT) carries a super-frame's segments in one sendmsg. Nothing should arrive
+//   on those ports: a one-instruction socket filter refuses anything that does.
 //
 // The syscalls are Glibc calls made here on the control thread at start-up (docs/decisions.md
 // "Targets and layers": direct calls still outside SwitchSys).
@@ -22,65 +20,61 @@ import SwitchSys
 struct VXLANSocketPair {
     /// The UDP socket bound to local:port that datagrams arrive on.
     var receive: Int32
-    /// The socket datagrams go out on: the raw UDP socket, or `receive` itself without CAP_NET_RAW.
-    var send: Int32
-    /// `send` is the raw socket: switchd writes the UDP header (and picks the source port).
-    var writesUDPHeader: Bool
+    /// The UDP sockets datagrams go out on, each bound to `local` on a port of the kernel's
+    /// choosing (the ephemeral range): a frame leaves through the one its flow hash picks.
+    var send: [Int32]
 
-    /// Opens both for `spec`; a clear error naming the address when the bind fails.
+    /// Send sockets per tunnel: distinct outer source ports for underlay ECMP and RSS.
+    static let sendSockets = 32
+
+    /// Opens them for `spec`; a clear error naming the address when a bind fails.
     static func open(_ spec: VXLANSpec) throws(SwitchError) -> VXLANSocketPair {
         let v6: Bool
         if case .v6 = spec.local { v6 = true } else { v6 = false }
         let family = v6 ? AF_INET6 : AF_INET
-        let local = InetSocketAddress(spec.local, port: spec.port)
-        let receive = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard receive >= 0 else { throw SwitchError("vxlan: socket: \(errnoText(errno))") }
-        if v6 {
-            setInt(receive, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1)
-            setInt(receive, Int32(IPPROTO_UDP), Self.udpNoCheck6Rx, 1)
+        var opened = VXLANSocketPair(receive: -1, send: [])
+        do throws(SwitchError) {
+            let local = InetSocketAddress(spec.local, port: spec.port)
+            opened.receive = try udpSocket(family, v6: v6, bound: local, what: "vxlan.local, vxlan.port")
+            if v6 { setInt(opened.receive, Int32(IPPROTO_UDP), Self.udpNoCheck6Rx, 1) }
+            // A burst from several remotes waits here until the loop's next turn.
+            if !setInt(opened.receive, SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20) { setInt(opened.receive, SOL_SOCKET, SO_RCVBUF, 8 << 20) }
+            for _ in 0..<sendSockets {
+                let fd = try udpSocket(family, v6: v6, bound: InetSocketAddress(spec.local, port: 0), what: "vxlan.local")
+                opened.send.append(fd)
+                // Nothing is meant to arrive on these ports: refuse it before it is queued.
+                dropAllReceived(fd)
+                if !setInt(fd, SOL_SOCKET, SO_SNDBUFFORCE, 2 << 20) { setInt(fd, SOL_SOCKET, SO_SNDBUF, 2 << 20) }
+            }
+        } catch {
+            opened.close()
+            throw error
         }
-        // A burst from several remotes waits here until the loop's next turn.
-        if !setInt(receive, SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20) { setInt(receive, SOL_SOCKET, SO_RCVBUF, 8 << 20) }
-        let bound = local.withSockaddr { bind(receive, $0, $1) }
-        guard bound == 0 else {
-            let reason = errnoText(errno)
-            Glibc.close(receive)
-            throw SwitchError("vxlan: cannot bind UDP \(local) (vxlan.local, vxlan.port): \(reason)")
-        }
-        let raw = socket(family, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), Int32(IPPROTO_UDP))
-        guard raw >= 0 else {
-            Log.warning("vxlan: no raw socket (\(errnoText(errno))): every datagram goes out from UDP port "
-                        + "\(spec.port), not from a port hashed from its flow")
-            setInt(receive, SOL_SOCKET, SO_SNDBUF, 4 << 20)
-            return VXLANSocketPair(receive: receive, send: receive, writesUDPHeader: false)
-        }
-        if v6 { setInt(raw, Int32(IPPROTO_IPV6), Self.ipv6Checksum, 6) }  // the UDP checksum's offset (RFC 768)
-        dropAllReceived(raw)
-        if !setInt(raw, SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20) { setInt(raw, SOL_SOCKET, SO_SNDBUF, 4 << 20) }
-        setInt(raw, SOL_SOCKET, SO_RCVBUF, 0)
-        // Inner frames are cut to the network MTU, which the config checked against the underlay;
-        // like Linux's vxlan (`df` unset) the outer packet may still be fragmented on the way.
-        if v6 { setInt(raw, Int32(IPPROTO_IPV6), IPV6_MTU_DISCOVER, 0) } else { setInt(raw, Int32(IPPROTO_IP), IP_MTU_DISCOVER, 0) }
-        let rawBound = InetSocketAddress(spec.local, port: 0).withSockaddr { bind(raw, $0, $1) }
-        guard rawBound == 0 else {
-            let reason = errnoText(errno)
-            Glibc.close(raw)
-            Glibc.close(receive)
-            throw SwitchError("vxlan: cannot bind a raw socket to \(spec.local) (vxlan.local): \(reason)")
-        }
-        return VXLANSocketPair(receive: receive, send: raw, writesUDPHeader: true)
+        return opened
     }
 
-    /// Closes both (once when they are the same fd).
+    /// A blocking, close-on-exec UDP socket bound to `address` (IPv6 only, for IPv6).
+    private static func udpSocket(_ family: Int32, v6: Bool, bound address: InetSocketAddress,
+                                  what: String) throws(SwitchError) -> Int32 {
+        let fd = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SwitchError("vxlan: socket: \(errnoText(errno))") }
+        if v6 { setInt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
+        guard address.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
+            let reason = errnoText(errno)
+            Glibc.close(fd)
+            throw SwitchError("vxlan: cannot bind UDP \(address) (\(what)): \(reason)")
+        }
+        return fd
+    }
+
+    /// Closes them all.
     func close() {
         if receive >= 0 { Glibc.close(receive) }
-        if send >= 0 && send != receive { Glibc.close(send) }
+        for fd in send { Glibc.close(fd) }
     }
 
     /// UDP_NO_CHECK6_RX (linux/udp.h): accept IPv6 UDP datagrams with checksum 0.
     static let udpNoCheck6Rx: Int32 = 102
-    /// IPV6_CHECKSUM (linux/in6.h, RFC 3542 §3.1): the kernel computes the checksum at this offset.
-    static let ipv6Checksum: Int32 = 7
     /// SO_ATTACH_FILTER (asm-generic/socket.h).
     static let attachFilter: Int32 = 26
 

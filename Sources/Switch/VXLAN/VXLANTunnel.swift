@@ -15,14 +15,21 @@ import SwitchSys
 struct VXLANRemote {
     /// Its address as a lookup key (IPv4 as ::ffff:a.b.c.d).
     var key: BoundAddress
-    /// The socket address sends name (sockaddr_in or sockaddr_in6; port 0: a raw socket ignores it
-    /// over IPv4 and takes 0 over IPv6, and the UDP header switchd writes carries the port).
+    /// The socket address sends name (sockaddr_in or sockaddr_in6, with the tunnel's port).
     var name = sockaddr_in6()
     var nameLength: socklen_t = 0
     /// Its port, and the port's generation when it was made (a removed port's remote is unknown).
     var slot: UInt16 = 0
     var generation: UInt16 = 0
     var hasPort = false
+    /// The send chain in flight: per sendmsg its header, control message (UDP_SEGMENT) and iovecs
+    /// (VXLAN header, frame, VXLAN header, frame, ...), and how many queued frames it carries.
+    var messages: UnsafeMutablePointer<msghdr>? = nil
+    var controls: UnsafeMutableRawPointer? = nil
+    var iovecs: UnsafeMutablePointer<iovec>? = nil
+    var frameCounts: UnsafeMutablePointer<Int32>? = nil
+    /// The chain's next completion (they arrive in order).
+    var nextCompletion: Int32 = 0
 }
 
 /// A network's VXLAN tunnel as the loop sees it; `isEnabled` false for networks without one.
@@ -30,6 +37,13 @@ struct VXLANTunnel {
     let isEnabled: Bool
     let encapsulation: VXLANEncapsulation
     let sockets: VXLANSocketPair
+    /// `sockets.send`, where the forwarding path reads them without touching an array.
+    let sendFDs: UnsafeMutablePointer<Int32>
+    let sendCount: Int
+    /// The VXLAN header every datagram starts with (one network, one VNI).
+    let header: UnsafeMutableRawPointer
+    /// UDP GSO (UDP_SEGMENT) for runs of equal-size segments; off once the kernel refused it.
+    var gso = true
     let remotes: UnsafeMutablePointer<VXLANRemote>
     let remoteCount: Int
     /// The multishot recvmsg on the receive socket (shared buffer ring, as dgram.sock's).
@@ -49,7 +63,10 @@ struct VXLANTunnel {
     init() {
         isEnabled = false
         encapsulation = VXLANEncapsulation(vni: 0)
-        sockets = VXLANSocketPair(receive: -1, send: -1, writesUDPHeader: false)
+        sockets = VXLANSocketPair(receive: -1, send: [])
+        sendFDs = .allocate(capacity: 1)
+        sendCount = 0
+        header = .allocate(byteCount: 8, alignment: 8)
         remotes = .allocate(capacity: 1)
         remoteCount = 0
         receive = .allocate(capacity: 1)
@@ -61,13 +78,20 @@ struct VXLANTunnel {
         isEnabled = true
         encapsulation = VXLANEncapsulation(vni: spec.vni, port: spec.port)
         self.sockets = sockets
+        sendCount = sockets.send.count
+        sendFDs = .allocate(capacity: max(1, sendCount))
+        for (i, fd) in sockets.send.enumerated() { sendFDs[i] = fd }
+        header = .allocate(byteCount: 8, alignment: 8)
+        encapsulation.emitHeader(into: header)
         remoteCount = spec.remotes.count
         remotes = .allocate(capacity: max(1, remoteCount))
         for (i, address) in spec.remotes.enumerated() {
             var remote = VXLANRemote(key: Self.key(address))
-            // Over IPv4 the kernel UDP socket (no raw socket) needs the port; the raw socket ignores it.
-            let port = sockets.writesUDPHeader ? 0 : spec.port
-            InetSocketAddress(address, port: port).withSockaddr { sa, length in
+            remote.messages = .allocate(capacity: Int(Self.chainMessages))
+            remote.controls = .allocate(byteCount: Int(Self.chainMessages) * Self.controlSpace, alignment: 8)
+            remote.iovecs = .allocate(capacity: 2 * Int(Self.chainFrames))
+            remote.frameCounts = .allocate(capacity: Int(Self.chainMessages))
+            InetSocketAddress(address, port: spec.port).withSockaddr { sa, length in
                 withUnsafeMutableBytes(of: &remote.name) { $0.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: Int(length))) }
                 remote.nameLength = length
             }
@@ -77,7 +101,25 @@ struct VXLANTunnel {
         receive.initialize(to: DgramReceive())
     }
 
+    /// Sendmsgs per chain, and queued frames per chain.
+    static let chainMessages: Int32 = 64
+    static let chainFrames: Int32 = 256
+    /// Segments per GSO send: the kernel's UDP_MAX_SEGMENTS (64 before Linux 6.5), and the most
+    /// UDP payload one datagram may carry before it is cut.
+    static let maxSegments = 64
+    static let maxGSOPayload = 65_000
+    /// CMSG_SPACE(sizeof(u16)): a cmsghdr (16 bytes) and the gso size, padded to 8.
+    static let controlSpace = 24
+
     func deallocate() {
+        for i in 0..<remoteCount {
+            remotes[i].messages?.deallocate()
+            remotes[i].controls?.deallocate()
+            remotes[i].iovecs?.deallocate()
+            remotes[i].frameCounts?.deallocate()
+        }
+        sendFDs.deallocate()
+        header.deallocate()
         remotes.deallocate()
         receive.deallocate()
     }
