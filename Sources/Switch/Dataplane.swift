@@ -31,6 +31,7 @@ public final class Dataplane: @unchecked Sendable {
             sockets!.dgramOffload = try Self.bindDgram(path: "\(dir)/dgram-offload.sock")
             sockets!.streamOffload = try Self.listenStream(path: "\(dir)/stream-offload.sock")
             sockets!.vhostUser = try Self.listenStream(path: "\(dir)/vhost-user.sock")
+            if let tunnel = spec.vxlan { sockets!.vxlan = try VXLANSocketPair.open(tunnel) }
             loop = try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands,
                                       housekeeper: housekeeper)
         } catch {
@@ -107,6 +108,7 @@ public final class Dataplane: @unchecked Sendable {
         guard let sockets else { return }
         for fd in [sockets.dgram, sockets.stream, sockets.dgramOffload, sockets.streamOffload, sockets.vhostUser]
         where fd >= 0 { Descriptor.close(fd) }
+        sockets.vxlan?.close()
         let dir = "\(runDir)/\(spec.name)"
         for name in socketNames { File.remove("\(dir)/\(name)") }
         File.removeDirectory(dir)

@@ -86,6 +86,23 @@ public struct PortSecuritySpec: Sendable, Equatable, Hashable {
     }
 }
 
+/// A network's VXLAN tunnel (README "VXLAN: one network across hosts"): RFC 7348 to every remote
+/// VTEP over an IPv4 or IPv6 underlay, one `vxlan` port per remote.
+public struct VXLANSpec: Sendable, Equatable {
+    /// The VXLAN network identifier (24 bits).
+    public var vni: UInt32
+    /// The UDP port switchd binds on `local` and sends to (4789, the IANA port, unless configured).
+    public var port: UInt16
+    /// The underlay address switchd binds, and sends from.
+    public var local: IPAddress
+    /// The remote VTEPs (same family as `local`); BUM frames go to each (head-end replication).
+    public var remotes: [IPAddress]
+
+    public init(vni: UInt32, port: UInt16 = VXLANHeader.ianaPort, local: IPAddress, remotes: [IPAddress]) {
+        self.vni = vni; self.port = port; self.local = local; self.remotes = remotes
+    }
+}
+
 /// One network, fully resolved: every default applied, every value checked.
 public struct NetworkSpec: Sendable, Equatable {
     public var name: String
@@ -111,6 +128,8 @@ public struct NetworkSpec: Sendable, Equatable {
     /// Port security of named ports (a TAP's or a link's interface name), instead of the default:
     /// `link` ports have none unless listed here.
     public var portSecurityByPort: [String: PortSecuritySpec] = [:]
+    /// The network's VXLAN tunnel to other hosts; nil: none.
+    public var vxlan: VXLANSpec? = nil
 
     public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
                 mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
@@ -193,7 +212,7 @@ public struct TrafficCount: Codable, Sendable, Equatable {
 /// One port as `status --json` shows it (docs/status-json.md).
 public struct PortStatus: Codable, Sendable, Equatable {
     public var id: String
-    /// `tap`, `link`, `dgram`, `stream`.
+    /// `tap`, `link`, `dgram`, `stream`, `vxlan`.
     public var kind: String
     /// The TAP name (with `@netns` when moved), the peer's socket path, or `fd`.
     public var peer: String

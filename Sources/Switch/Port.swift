@@ -27,6 +27,9 @@ enum PortKind: UInt8 {
     /// A QEMU vhost-user connection on vhost-user.sock: frames move through virtqueues in the
     /// guest's memory (VhostUser/, Ports/VhostUserPort.swift), not through the socket.
     case vhostUser
+    /// A remote VTEP of the network's VXLAN tunnel: frames go out through the shared VXLAN send
+    /// socket encapsulated to its address, and come in through the VXLAN socket (Ports/VXLANPort.swift).
+    case vxlan
 
     /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
     var hasVnetHeader: Bool { self == .tap || self == .link }
@@ -38,6 +41,7 @@ enum PortKind: UInt8 {
         case .dgramPeer, .dgramShared, .dgramConnected: "dgram"
         case .stream: "stream"
         case .vhostUser: "vhost-user"
+        case .vxlan: "vxlan"
         }
     }
 
@@ -171,6 +175,8 @@ struct PortState {
     /// vhost-user: the connection's device (control state, guest memory, virtqueues), the kick
     /// reads in flight (`VhostUserPort.swift`).
     var vhost: UnsafeMutablePointer<VhostUserPortState>? = nil
+    /// vxlan ports: the index of the remote VTEP in the loop's `VXLANTunnel`.
+    var vxlanRemote: Int32 = -1
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil

@@ -37,6 +37,8 @@ public enum Operation: UInt8, Sendable {
     case vhostControl
     case vhostKick
     case vhostCall
+    /// The multishot recvmsg of a network's VXLAN socket.
+    case vxlanReceive
 }
 
 /// The user_data of a request: operation (8 bits), port slot (16), generation (16), aux (24).

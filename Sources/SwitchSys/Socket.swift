@@ -119,6 +119,17 @@ public enum Socket {
         return setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0
     }
 
+    /// Attaches the classic BPF program `ret #0` (linux/filter.h: BPF_RET|BPF_K = 0x06) with
+    /// SO_ATTACH_FILTER (26): every datagram is refused before it is queued (send-only sockets).
+    public static func refuseAllInput(_ fd: Int32) {
+        // struct sock_filter { u16 code; u8 jt; u8 jf; u32 k; } and struct sock_fprog { u16 len; ptr }.
+        var instruction: UInt64 = 0x06  // code 0x06, jt 0, jf 0, k 0 (little-endian layout)
+        withUnsafeMutablePointer(to: &instruction) { filter in
+            var program = (UInt64(1), UInt64(UInt(bitPattern: filter)))
+            _ = setsockopt(fd, SOL_SOCKET, 26, &program, socklen_t(16))
+        }
+    }
+
     /// Binds `fd` to an IPv4 or IPv6 address.
     public static func bind(_ fd: Int32, to address: InetSocketAddress) throws(SysError) {
         guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0 else { throw SysError("bind", address.description) }

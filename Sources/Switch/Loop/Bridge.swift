@@ -105,11 +105,12 @@ extension ForwardingLoop {
         switch decision {
         case .drop(let reason): port.pointee.count(reason)
         case .discard, .services: break
-        case .unicast(let out): deliver(original, to: out, unicast: true, variants: &variants)
+        case .unicast(let out):
+            if !crossesTunnels(from: slot, to: out) { deliver(original, to: out, unicast: true, variants: &variants) }
         case .flood:
             for i in 0..<portCount {
                 let out = portList[i]
-                if out != slot { deliver(original, to: out, unicast: false, variants: &variants) }
+                if out != slot && !crossesTunnels(from: slot, to: out) { deliver(original, to: out, unicast: false, variants: &variants) }
             }
         }
     }

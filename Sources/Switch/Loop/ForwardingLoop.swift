@@ -33,6 +33,8 @@ public struct NetworkSockets {
     public var streamOffload: Int32 = -1
     /// vhost-user.sock: QEMU `-netdev vhost-user` guests (Ports/VhostUserPort.swift).
     public var vhostUser: Int32 = -1
+    /// The VXLAN tunnel's sockets, for a network with `vxlan` (VXLAN/VXLANSockets.swift).
+    var vxlan: VXLANSocketPair? = nil
 
     func dgramFD(offload: Bool) -> Int32 { offload ? dgramOffload : dgram }
     func streamFD(offload: Bool) -> Int32 { offload ? streamOffload : stream }
@@ -120,6 +122,8 @@ final class ForwardingLoop {
     var truncated: UInt64 = 0
     /// Frames from new peers refused because the port table was full.
     var portLimit: UInt64 = 0
+    /// The network's VXLAN tunnel (Ports/VXLANPort.swift); disabled without `vxlan`.
+    var vxlan: VXLANTunnel
 
     // Segments of the super-frame being forwarded (Egress.swift, `EgressVariants`).
     let segmentBuffers: UnsafeMutablePointer<UInt32>
@@ -158,6 +162,7 @@ final class ForwardingLoop {
         dgramReceives = .allocate(capacity: 2)
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
         assert(MemoryLayout<DgramReceive>.offset(of: \.message) == 0)  // see `messagePointer`
+        vxlan = spec.vxlan.flatMap { tunnel in sockets.vxlan.map { VXLANTunnel(spec: tunnel, sockets: $0) } } ?? VXLANTunnel()
         services = NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper)
         // With services, the gateway is theirs (the uplink's MAC on host and shared networks):
         // port security binds its link-local address.
@@ -178,6 +183,7 @@ final class ForwardingLoop {
         table.deallocate()
         portList.deallocate()
         dgramReceives.deallocate()
+        vxlan.deallocate()
         captures.deallocate()
         security.deallocate()
         ports.deallocate()
@@ -208,6 +214,7 @@ final class ForwardingLoop {
         }
         armVhostAccept()
         vhostBacklog.reserveCapacity(Self.maxPorts)
+        startVXLAN()
         if let services {
             for (family, fd) in [services.upstreamIPv4, services.upstreamIPv6].enumerated() where fd >= 0 {
                 armServiceSocket(fd: fd, family: family)
@@ -230,8 +237,10 @@ final class ForwardingLoop {
             if !retrying.isEmpty { retrySends() }
             if receivesStarved { rearmStarved() }
             if !vhostBacklog.isEmpty { drainBacklog() }
+            if vxlan.starved { rearmVXLANReceive() }
             if now != lastTick { tick() }
         }
+        stopVXLAN()
         closeAll()
     }
 
@@ -274,6 +283,7 @@ final class ForwardingLoop {
         case .vhostControl: vhostControlDone(slot: c.token.slot, result: c.result, flags: c.flags)
         case .vhostKick: vhostKickDone(slot: c.token.slot, aux: c.token.aux, result: c.result)
         case .vhostCall: break
+        case .vxlanReceive: vxlanReceiveDone(result: c.result, flags: c.flags)
         }
     }
 

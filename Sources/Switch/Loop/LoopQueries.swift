@@ -43,6 +43,9 @@ extension ForwardingLoop {
         if unaddressable > 0 { status.drops["unaddressable"] = unaddressable }
         if truncated > 0 { status.drops["truncated"] = truncated }
         if portLimit > 0 { status.drops["portLimit"] = portLimit }
+        if vxlan.malformed > 0 { status.drops["vxlanMalformed"] = vxlan.malformed }
+        if vxlan.wrongVNI > 0 { status.drops["vxlanWrongVni"] = vxlan.wrongVNI }
+        if vxlan.unknownVTEP > 0 { status.drops["vxlanUnknownVtep"] = vxlan.unknownVTEP }
         for (name, count) in services?.dhcpDrops ?? [] { status.drops[name] = count }
         if captures.count > 0 { status.captures = captures.count }
         return status

@@ -31,6 +31,7 @@ extension ForwardingLoop {
         case .dgramShared: submitSharedDgramSend(port, token: token)
         case .stream: submitStreamSend(port, token: token)
         case .vhostUser: break  // above
+        case .vxlan: submitVXLANSends(port, token: token)
         }
     }
 
@@ -71,6 +72,7 @@ extension ForwardingLoop {
             chainSendDone(slot, result: result)
         case .stream: streamSendDone(slot, result: result)
         case .vhostUser: break  // never in flight
+        case .vxlan: vxlanSendDone(slot, result: result)
         }
         if port.pointee.phase == .closing {
             finishIfIdle(slot)

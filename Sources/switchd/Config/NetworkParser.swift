@@ -2,6 +2,7 @@
 import Glibc
 import Proto
 import Switch
+import SwitchSys
 
 /// Reads one entry of `networks:` (or Lima's `vmnet:`), applying defaults and checking every value.
 enum NetworkParser {
@@ -10,7 +11,7 @@ enum NetworkParser {
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
         "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface", "portSecurity",
-        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval",
+        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval", "vxlan",
     ]
 
     static let prefixLengths = 16...29
@@ -26,7 +27,10 @@ enum NetworkParser {
     /// `key` is the network's name node (for errors about missing keys), `value` its settings map.
     /// Checks within the network only; names shared across networks and the machine's interfaces are
     /// `Config`'s to check.
-    static func parse(name: String, key: ConfigValue, value: ConfigValue) throws(ConfigError) -> NetworkSpec {
+    /// `underlay` finds the interface holding `vxlan.local` and its MTU (the machine's, by default).
+    static func parse(name: String, key: ConfigValue, value: ConfigValue,
+                      underlay: (IPAddress) -> (name: String, mtu: Int)? = UnderlayInterface.interface(holding:))
+        throws(ConfigError) -> NetworkSpec {
         var values: [String: ConfigValue] = [:]
         for (setting, settingKey, settingValue) in try value.mapping() {
             guard keys.contains(setting) else {
@@ -79,6 +83,7 @@ enum NetworkParser {
         // prefix for SLAAC, with router lifetime 0 (no default route through switchd).
         if mode == .host { spec.services.routerAdvertisement = true }
         try uplink(values, into: &spec)
+        if let v = values["vxlan"] { spec.vxlan = try vxlan(v, mtu: values["mtu"], spec: spec, underlay: underlay) }
         return spec
     }
 
@@ -236,6 +241,82 @@ enum NetworkParser {
             }
         }
         return services
+    }
+
+    /// `vxlan: {vni: N, port: 4789, local: ADDR, remotes: [ADDR, ...]}` (README "VXLAN: one network
+    /// across hosts"). The network MTU must fit the underlay: MTU + 50 (IPv4) or + 70 (IPv6) bytes
+    /// of VXLAN, UDP, outer IP and inner Ethernet headers (RFC 7348 §4) at most the MTU of the
+    /// interface that holds `local`.
+    static func vxlan(_ value: ConfigValue, mtu mtuValue: ConfigValue?, spec: NetworkSpec,
+                      underlay: (IPAddress) -> (name: String, mtu: Int)?) throws(ConfigError) -> VXLANSpec {
+        var vni: UInt32?, port = VXLANHeader.ianaPort, local: IPAddress?, localValue: ConfigValue?
+        var remotes: [(address: IPAddress, value: ConfigValue)] = [], remotesValue: ConfigValue?
+        for (setting, settingKey, v) in try value.mapping() {
+            switch setting {
+            case "vni": vni = UInt32(try v.int(in: 0...Int(VXLANHeader.maxVNI)))
+            case "port": port = UInt16(try v.int(in: 1...65535))
+            case "local":
+                local = try underlayAddress(v)
+                localValue = v
+            case "remotes":
+                remotesValue = v
+                for item in try v.sequence() {
+                    let address = try underlayAddress(item)
+                    guard !remotes.contains(where: { $0.address == address }) else { throw item.error("\(address) is listed twice") }
+                    remotes.append((address, item))
+                }
+            default:
+                throw settingKey.error("unknown key (vxlan is {vni: N, port: 4789, local: ADDR, remotes: [ADDR, ...]})")
+            }
+        }
+        func missing(_ setting: String) -> ConfigError {
+            ConfigError(file: value.file, line: value.line, key: "\(value.path).\(setting)", reason: "is required")
+        }
+        guard let vni else { throw missing("vni") }
+        guard let local, let localValue else { throw missing("local") }
+        guard let remotesValue else { throw missing("remotes") }
+        guard !remotes.isEmpty else { throw remotesValue.error("lists no remote VTEP") }
+        let isV6: (IPAddress) -> Bool = { if case .v6 = $0 { true } else { false } }
+        for (remote, item) in remotes {
+            guard isV6(remote) == isV6(local) else {
+                throw item.error("\(remote) is not of the family of vxlan.local \(local) (one underlay family per network)")
+            }
+            guard remote != local else { throw item.error("\(remote) is vxlan.local itself") }
+        }
+        // The inner MTU is the network MTU; the outer packet must fit the underlay (RFC 7348 §4).
+        let overhead = isV6(local) ? VXLANHeader.overheadIPv6 : VXLANHeader.overheadIPv4
+        let family = isV6(local) ? "IPv6" : "IPv4"
+        guard let (interface, underlayMTU) = underlay(local) else {
+            throw localValue.error("no interface of this host holds \(local), so mtu cannot be checked against the "
+                                   + "underlay (vxlan.local must be an address of this host)")
+        }
+        guard spec.mtu + overhead <= underlayMTU else {
+            // Located at `mtu` when the file sets it, else at vxlan.local (the default MTU has no line).
+            throw (mtuValue ?? localValue).error(
+                "mtu \(spec.mtu)\(mtuValue == nil ? " (the default)" : "") + \(overhead) bytes of VXLAN over \(family) is more "
+                + "than the MTU \(underlayMTU) of \(interface), the interface that holds vxlan.local \(local): "
+                + "set mtu to at most \(underlayMTU - overhead)")
+        }
+        return VXLANSpec(vni: vni, port: port, local: local, remotes: remotes.map(\.address))
+    }
+
+    /// A unicast underlay address: IPv4, or IPv6 that is not link-local (a link-local underlay
+    /// would need an interface scope that the config does not carry).
+    private static func underlayAddress(_ value: ConfigValue) throws(ConfigError) -> IPAddress {
+        let text = try value.string()
+        guard let address = IPAddress(text) else { throw value.error("\"\(text)\" is not an IPv4 or IPv6 address") }
+        switch address {
+        case .v4(let a):
+            guard a.rawValue != 0, a.rawValue >> 28 != 0xE, a.rawValue != 0xFFFF_FFFF else {
+                throw value.error("\(a) is not a unicast address (multicast VTEP groups are not supported: list each remote)")
+            }
+        case .v6(let a):
+            guard !a.isUnspecified, !a.isMulticast else {
+                throw value.error("\(a) is not a unicast address (multicast VTEP groups are not supported: list each remote)")
+            }
+            guard !a.isLinkLocal else { throw value.error("\(a) is link-local; use a global or ULA underlay address") }
+        }
+        return address
     }
 
     private static func isIPv6(_ text: String) -> Bool {
