@@ -16,7 +16,9 @@
 #   guest->guest  a client guest booted for the run, iperf3 -c S from it
 # BENCH_REPS rounds (default 3), interleaved across paths, BENCH_SECONDS per run (default 10);
 # the table has medians, the serving guest's QEMU CPU use on the host during the run, and the
-# ratios vhost/dgram and vhost/tap. Raw results go to bench/results/qemu-TIMESTAMP/ (git-ignored).
+# ratios vhost/dgram and vhost/tap. BENCH_TESTS (default "ns-guest guest-ns guest-guest") picks
+# the tests; GUEST_STATS=N makes the serving guests print their CPU and interrupt counters every
+# N s to their console (saved as PATH-serve.console). Raw results go to bench/results/qemu-TIMESTAMP/ (git-ignored).
 # A path that cannot be set up (e.g. a switchd without the vhost-user backend) is left out with a
 # note, and its columns read n/a.
 #
@@ -31,6 +33,7 @@ export IT_LOG_LEVEL=${IT_LOG_LEVEL:-info}
 SECS=${BENCH_SECONDS:-10}
 REPS=${BENCH_REPS:-3}
 PATHS=${BENCH_PATHS:-vhost dgram tap}
+TESTS=${BENCH_TESTS:-ns-guest guest-ns guest-guest}
 # shellcheck source=../Tests/integration/lib.sh
 source "$ROOT/Tests/integration/lib.sh"
 # shellcheck source=../Tests/integration/guest/guest.sh
@@ -152,7 +155,7 @@ for p in $PATHS; do
     have "$p" || continue
     "setup_$p" || continue
     nic "$p" "s$p" ts
-    guest_start "s$p" "52:54:00:be:0${TAG[$p]}:01" "sw.role=serve sw.hostname=s$p sw.ip=${SUBNET[$p]}.11/24"
+    guest_start "s$p" "52:54:00:be:0${TAG[$p]}:01" "sw.role=serve sw.hostname=s$p sw.ip=${SUBNET[$p]}.11/24${GUEST_STATS:+ sw.stats=$GUEST_STATS}"
     [[ "$p" == tap ]] && attach_tap ts
     ready+=("$p")
 done
@@ -216,12 +219,18 @@ gg_run() {
 it_log "paths: ${ready[*]}; ${SECS}s per run, $REPS rounds; guests: TCG, $GUEST_SMP vCPU, $GUEST_MEM MiB; net.unix.max_dgram_qlen=$(cat /proc/sys/net/unix/max_dgram_qlen); raw results in $OUT"
 for ((r = 1; r <= REPS; r++)); do
     for p in "${ready[@]}"; do
-        ns_run "$p" ns-guest "$r"
-        ns_run "$p" guest-ns "$r" -R
-        gg_run "$p" "$r"
+        for t in $TESTS; do
+            case $t in
+            ns-guest) ns_run "$p" ns-guest "$r" ;;
+            guest-ns) ns_run "$p" guest-ns "$r" -R ;;
+            guest-guest) gg_run "$p" "$r" ;;
+            *) it_fail "unknown test $t (known: ns-guest guest-ns guest-guest)" ;;
+            esac
+        done
     done
 done
 [[ -n "$SWITCHD_UP" ]] && { it_status >"$OUT/switchd-status.json" || true; }
+for p in "${ready[@]}"; do guest_lines "s$p" >"$OUT/$p-serve.console" || true; done
 
 "$PY" - "$OUT" "$PATHS" "$GUEST_SMP" "$(nproc)" <<'PY' | tee "$OUT/table.txt"
 import statistics, sys

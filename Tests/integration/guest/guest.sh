@@ -49,7 +49,7 @@ guest_net() {
     # vectors=0: QEMU 7.2 without KVM crashes (SIGSEGV in msix_set_vector_notifiers, from
     # vhost_net_start) when a vhost-user NIC has MSI-X; INTx works (README "QEMU with vhost-user").
     vhost) GUEST_NET=(-chardev "socket,id=c0,path=$2,reconnect=1" -netdev vhost-user,id=n0,chardev=c0)
-        GUEST_NIC_OPTS=,vectors=0 ;;
+        GUEST_NIC_OPTS=,vectors=0${VHOST_NIC_OPTS:-} ;;
     dgram) GUEST_NET=(-netdev "dgram,id=n0,local.type=unix,local.path=$2,remote.type=unix,remote.path=$3") ;;
     tap) GUEST_NET=(-netdev "tap,id=n0,ifname=$2,script=no,downscript=no,vhost=off") ;;
     *) it_fail "guest_net: unknown kind $1" ;;
