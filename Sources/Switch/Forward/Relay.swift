@@ -65,7 +65,7 @@ final class Relay {
         for port in spec.hostPorts.first...spec.hostPorts.last {
             let address = InetSocketAddress(spec.hostAddress, port: port)
             do {
-                fds.append(try listen(spec.proto, at: address))
+                fds.append(try openListener(spec.proto, at: address))
             } catch {
                 for fd in fds { Descriptor.close(fd) }
                 let why: String = switch error.errno {
@@ -79,7 +79,7 @@ final class Relay {
         return fds
     }
 
-    private static func listen(_ proto: ForwardProtocol, at address: InetSocketAddress) throws(SysError) -> Int32 {
+    private static func openListener(_ proto: ForwardProtocol, at address: InetSocketAddress) throws(SysError) -> Int32 {
         let type = proto == .tcp ? Int32(SOCK_STREAM.rawValue) : Int32(SOCK_DGRAM.rawValue)
         let fd = try Socket.open(type | Int32(SOCK_NONBLOCK.rawValue), domain: address.family)
         do {
@@ -128,7 +128,7 @@ final class Relay {
         // What was polled; accepting and receiving below add to the lists.
         let polled = connections, polledSessions = sessions
         for (i, l) in listeners.enumerated() where fds[1 + i].revents != 0 {
-            if l.proto == .tcp { accept(l.fd, targets: targets) } else { receive(listener: l.fd, targets: targets, now: now) }
+            if l.proto == .tcp { acceptClients(l.fd, targets: targets) } else { receive(listener: l.fd, targets: targets, now: now) }
         }
         var finished: [ObjectIdentifier] = []
         for (i, c) in polled.enumerated() {
@@ -145,7 +145,7 @@ final class Relay {
 
     // MARK: TCP
 
-    private func accept(_ listener: Int32, targets: ForwardManager) {
+    private func acceptClients(_ listener: Int32, targets: ForwardManager) {
         for _ in 0..<64 {
             let fd: Int32
             do { fd = try Socket.accept(listener) } catch { return }  // EAGAIN: none left
@@ -186,9 +186,9 @@ final class Relay {
             c.connecting = false
         }
         if clientEvents & Int32(POLLERR) != 0 || serverEvents & Int32(POLLERR) != 0 { return abort(c) }
-        if clientEvents & readable != 0, wantsRead(c.up), !read(c.client, into: c.up) { return abort(c) }
-        if serverEvents & readable != 0, wantsRead(c.down), !read(c.server, into: c.down) { return abort(c) }
-        if !write(c.up, to: c.server) || !write(c.down, to: c.client) { return abort(c) }
+        if clientEvents & readable != 0, wantsRead(c.up), !fill(c.up, from: c.client) { return abort(c) }
+        if serverEvents & readable != 0, wantsRead(c.down), !fill(c.down, from: c.server) { return abort(c) }
+        if !drain(c.up, to: c.server) || !drain(c.down, to: c.client) { return abort(c) }
         // A peer that hung up entirely cannot take what is still queued for it.
         if clientEvents & Int32(POLLHUP) != 0, c.up.eof, !c.down.isEmpty { return abort(c) }
         if serverEvents & Int32(POLLHUP) != 0, c.down.eof, !c.up.isEmpty { return abort(c) }
@@ -210,7 +210,7 @@ final class Relay {
     }
 
     /// Reads what `fd` has into the empty `pipe`; false on an error.
-    private func read(_ fd: Int32, into pipe: Pipe) -> Bool {
+    private func fill(_ pipe: Pipe, from fd: Int32) -> Bool {
         do {
             let n = try pipe.bytes.withUnsafeMutableBytes { raw throws(SysError) in try Socket.receive(fd, into: raw) }
             if n == 0 { pipe.eof = true } else { pipe.start = 0; pipe.end = n }
@@ -221,7 +221,7 @@ final class Relay {
     }
 
     /// Writes what `pipe` holds to `fd` as far as it takes it; false on an error.
-    private func write(_ pipe: Pipe, to fd: Int32) -> Bool {
+    private func drain(_ pipe: Pipe, to fd: Int32) -> Bool {
         guard !pipe.isEmpty else { return true }
         do {
             let n = try pipe.bytes.withUnsafeBytes { raw throws(SysError) in
