@@ -7,8 +7,10 @@
 # ULA guest address (client's address kept); from the host itself, 127.0.0.1 and ::1 over TCP and
 # UDP (the relay: the guest sees the gateway); a forward to a host name without a lease is refused
 # at once (DNAT: a reset from the table, relay: a reset) rather than hanging; runtime `forward add`
-# works at once, `forward del` makes it refuse; `status --json` lists forwards; after the guest
-# takes a new lease (new MAC, new address) the host-name forwards follow within seconds.
+# works at once, `forward del` makes it refuse; a `host` network's forward from the host's address
+# is relayed (host mode forwards no packets); `status --json` lists forwards; after the guest
+# takes a new lease (new MAC, new address) the host-name forwards follow within seconds; a reload
+# with other forwards replaces them without restarting the network and ends the runtime ones.
 source "$(dirname "$0")/lib.sh"
 
 it_require_netns
@@ -16,8 +18,9 @@ it_require_cmd nft busybox curl
 it_require_switchd
 
 it_host_world
-G=$(it_name g) T=$(it_name t)
+G=$(it_name g) T=$(it_name t) G2=$(it_name g2) T2=$(it_name t2)
 it_netns "$G"
+it_netns "$G2"
 SUBNET=10.204.0.0/24 GW=10.204.0.1 PREFIX=fd42:29:: GUEST6=fd42:29::10
 
 cat >"$IT_TMP/switchd.yaml" <<EOF
@@ -37,6 +40,14 @@ networks:
       - {proto: udp, hostPort: 7002, guest: web, guestPort: 7000}
       - {proto: tcp, hostAddress: $HOST_IP, hostPort: 8099, guest: ghost, guestPort: 80}
       - {proto: tcp, hostAddress: 127.0.0.1, hostPort: 8098, guest: ghost, guestPort: 80}
+  hm:
+    mode: host
+    subnet: 10.205.0.0/24
+    ipv6: false
+    ports:
+      - {tap: $T2, netns: $G2}
+    portForwards:
+      - {proto: tcp, hostAddress: $HOST_IP, hostPort: 8180, guest: db, guestPort: 8080}
 EOF
 it_start_switchd "$IT_TMP/switchd.yaml"
 it_nft_table_exists "$HOST" switchd-lab || it_fail "no nftables table inet switchd-lab"
@@ -88,6 +99,14 @@ for a in 127.0.0.1 ::1; do
 done
 it_log "ok: UDP 127.0.0.1:7002 and [::1]:7002 -> web:7000 (relay)"
 
+# A host-mode network never forwards packets: its forward from the host's address is relayed.
+it_wait_link "$G2" "$T2"
+it_udhcpc "$G2" "$T2" db
+it_whoami_server "$G2" 0.0.0.0 8080
+seen=$(it_whoami "$OUT" "http://$HOST_IP:8180/") || it_fail "no answer through the host-mode forward $HOST_IP:8180"
+[[ "$seen" == 10.205.0.1 ]] || it_fail "through the host-mode relay the guest saw $seen, expected the gateway 10.205.0.1"
+it_log "ok: host mode: TCP $HOST_IP:8180 -> db:8080 (relay, seen as $seen)"
+
 # Bulk through the relay, guest to host (iperf3 -R: one control and one data connection).
 it_iperf_server "$G" 5201
 it_sw forward add lab --proto tcp --host-address 127.0.0.1 --host-port 15201 --guest web --guest-port 5201 >/dev/null
@@ -137,6 +156,22 @@ it_whoami "$HOST" "http://127.0.0.1:8081/" >/dev/null || it_fail "no answer thro
 table=$(ip netns exec "$HOST" nft list table inet switchd-lab)
 grep -q "dnat ip to $IP2" <<<"$table" || it_fail "the table has no DNAT to $IP2: $table"
 it_log "ok: web moved $IP1 -> $IP2; DNAT and relay follow"
+
+# Reload with other forwards: they change without restarting the network (the guest's port and
+# lease stay); runtime forwards end; a kept relay forward keeps working.
+sed -i -e "s/hostPort: 9000-9001, guest: web, guestPort: 8080-8081/hostPort: 8070, guest: web, guestPort: 8080/" "$IT_TMP/switchd.yaml"
+ports_before=$(it_json "[p['id'] for p in net('lab')['ports']]")
+kill -HUP "$SWITCHD_PID"
+it_wait_until 10 "the reload drops the runtime forward" sh -c "! '$SWITCHD' forward list lab --run-dir '$RUN_DIR' | grep -q 15201"
+list=$(it_sw forward list lab)
+grep -q "tcp:$HOST_IP:8070 " <<<"$list" || it_fail "after the reload, no forward $HOST_IP:8070: $list"
+grep -q "9000-9001" <<<"$list" && it_fail "after the reload, the range forward is still there: $list"
+[[ $(it_json "[p['id'] for p in net('lab')['ports']]") == "$ports_before" ]] || it_fail "the reload restarted the network's ports"
+seen=$(it_whoami "$OUT" "http://$HOST_IP:8070/") || it_fail "no answer through the reloaded forward $HOST_IP:8070"
+[[ "$seen" == "$OUT_IP" ]] || it_fail "through the reloaded forward the guest saw $seen"
+if out=$(it_whoami "$OUT" "http://$HOST_IP:9000/" 5 2>&1); then it_fail "the removed range forward still answers: $out"; fi
+it_whoami "$HOST" "http://127.0.0.1:8081/" >/dev/null || it_fail "the kept relay forward 127.0.0.1:8081 stopped after the reload"
+it_log "ok: reload replaced the forwards in place (8070 added, 9000-9001 and the runtime ones gone)"
 
 it_stop_switchd
 if it_nft_table_exists "$HOST" switchd-lab; then it_fail "table inet switchd-lab left behind"; fi
