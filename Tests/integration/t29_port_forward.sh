@@ -61,8 +61,8 @@ it_whoami_server "$G" :: 8080
 it_whoami_server "$G" :: 8081
 it_bg "$IT_TMP/udp-whoami.log" ip netns exec "$G" "$PY" "$IT_DIR/udp_whoami.py" serve :: 7000
 
-# forward_resolved ID: the address the forward ID goes to now, as status --json shows it.
-forward_is() { it_json_is "[f['$2'] for f in net('lab')['forwards'] if f['id']=='$1'][0]" "$3"; }
+# forward_is ID FIELD VALUE [NETWORK]: forward ID of NETWORK (default lab) has FIELD = VALUE in status --json.
+forward_is() { it_json_is "[f['$2'] for f in net('${4:-lab}')['forwards'] if f['id']=='$1'][0]" "$3"; }
 
 # The name resolves within the manager's ~1 s lookup period.
 it_wait_until 10 "forward tcp:$HOST_IP:8080 resolved to $IP1" forward_is "tcp:$HOST_IP:8080" resolved "$IP1"
@@ -103,6 +103,7 @@ it_log "ok: UDP 127.0.0.1:7002 and [::1]:7002 -> web:7000 (relay)"
 it_wait_link "$G2" "$T2"
 it_udhcpc "$G2" "$T2" db
 it_whoami_server "$G2" 0.0.0.0 8080
+it_wait_until 10 "forward tcp:$HOST_IP:8180 resolved to $LEASE_IP" forward_is "tcp:$HOST_IP:8180" resolved "$LEASE_IP" hm
 seen=$(it_whoami "$OUT" "http://$HOST_IP:8180/") || it_fail "no answer through the host-mode forward $HOST_IP:8180"
 [[ "$seen" == 10.205.0.1 ]] || it_fail "through the host-mode relay the guest saw $seen, expected the gateway 10.205.0.1"
 it_log "ok: host mode: TCP $HOST_IP:8180 -> db:8080 (relay, seen as $seen)"

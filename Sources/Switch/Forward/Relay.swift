@@ -181,6 +181,9 @@ final class Relay {
     private func serve(_ c: Connection, clientEvents: Int32, serverEvents: Int32) -> Bool {
         let readable = Int32(POLLIN | POLLHUP | POLLERR)
         if c.connecting {
+            // A client that gave up while we connect: nothing to wait for (and its hang-up would
+            // wake every poll until the connect ends).
+            if clientEvents & Int32(POLLHUP | POLLERR) != 0 { return abort(c) }
             guard serverEvents != 0 else { return true }
             guard Socket.pendingError(c.server) == 0 else { return abort(c) }  // refused, unreachable: reset the client
             c.connecting = false
