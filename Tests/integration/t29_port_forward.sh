@@ -71,6 +71,9 @@ it_log "ok: status lists $(it_json "len(net('lab')['forwards'])") forwards; web 
 seen=$(it_whoami "$OUT" "http://$HOST_IP:8080/") || it_fail "no answer through the DNAT forward $HOST_IP:8080"
 [[ "$seen" == "$OUT_IP" ]] || it_fail "the guest saw $seen through DNAT, expected the client's own $OUT_IP"
 it_log "ok: TCP $HOST_IP:8080 -> web:8080, guest sees the client $seen"
+seen=$(it_whoami "$HOST" "http://$HOST_IP:8080/") || it_fail "the host itself gets no answer through $HOST_IP:8080"
+[[ "$seen" == "$HOST_IP" ]] || it_fail "the host's own client through DNAT was seen as $seen, expected $HOST_IP"
+it_log "ok: the host's own client on $HOST_IP:8080 (output chain), seen as $seen"
 
 for p in 9000 9001; do
     seen=$(it_whoami "$OUT" "http://$HOST_IP:$p/") || it_fail "no answer through the range forward at $HOST_IP:$p"
