@@ -17,8 +17,8 @@ public final class Switchboard: @unchecked Sendable {
         var spec: NetworkSpec
         let dataplane: Dataplane
         var dns: KernelDNSServer?
-        /// Port forwards (Forward/ForwardManager.swift); host and shared networks only.
-        var forwards: ForwardManager?
+        /// Port forwards (Forward/PortForwards.swift); host and shared networks only.
+        var forwards: PortForwards?
         var warnings: [String] = []
         init(spec: NetworkSpec, dataplane: Dataplane) { self.spec = spec; self.dataplane = dataplane }
     }
@@ -82,7 +82,7 @@ public final class Switchboard: @unchecked Sendable {
     public func apply(_ specs: [NetworkSpec]) -> [(network: String, error: SwitchError)] {
         mutex.lock()
         defer { mutex.unlock() }
-        // Port forwards alone change without a restart (Forward/ForwardManager.swift).
+        // Port forwards alone change without a restart (Forward/PortForwards.swift).
         let wanted = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0.withoutForwards) })
         for network in running where wanted[network.spec.name] != network.spec.withoutForwards {
             let why = wanted[network.spec.name] == nil ? "removed from the configuration" : "changed"
@@ -159,7 +159,7 @@ public final class Switchboard: @unchecked Sendable {
                 for warning in network.warnings { Log.warning("network \(spec.name): \(warning); see README, Firewalls") }
                 if spec.mode == .shared { try enableForwarding(for: spec) }
                 let lookups = LoopHostTable(dataplane: dataplane)
-                let forwards = ForwardManager(network: spec, resolveName: { lookups.address(of: $0) },
+                let forwards = PortForwards(network: spec, resolveName: { lookups.address(of: $0) },
                                               installTable: { rules throws(SwitchError) in try Firewall.install(spec, forwards: rules) })
                 network.forwards = forwards
                 _ = try forwards.add(spec.portForwards, fromConfig: true)
@@ -328,7 +328,7 @@ extension Switchboard {
         }
     }
 
-    private func forwardsOf(_ name: String) throws(SwitchError) -> ForwardManager {
+    private func forwardsOf(_ name: String) throws(SwitchError) -> PortForwards {
         guard let network = running.first(where: { $0.spec.name == name }) else { throw SwitchError("no network named \(name)") }
         guard let forwards = network.forwards else {
             throw SwitchError("network \(name) is isolated: port forwards need a host or shared network (README \"Port forwarding\")")

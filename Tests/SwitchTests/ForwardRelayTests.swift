@@ -12,8 +12,8 @@ final class ForwardRelayTests: XCTestCase {
     private let guest = IPv4Address(127, 0, 0, 2)
 
     /// A host network on 127.0.0.0/24 (gateway 127.0.0.1), so that 127.0.0.2 is a valid guest.
-    private func manager(leases: [String: IPv4Address] = [:]) -> ForwardManager {
-        ForwardManager(network: NetworkSpec(name: "lab", mode: .host, subnet: IPv4Subnet("127.0.0.0/24")!),
+    private func manager(leases: [String: IPv4Address] = [:]) -> PortForwards {
+        PortForwards(network: NetworkSpec(name: "lab", mode: .host, subnet: IPv4Subnet("127.0.0.0/24")!),
                        resolveName: { leases[$0] }, installTable: { _ throws(SwitchError) in })
     }
 

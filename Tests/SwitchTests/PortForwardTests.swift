@@ -1,5 +1,5 @@
 // PortForwardTests: the port-forward model (ranges, overlaps, engines, checks), the nftables text
-// of DNAT forwards, and the forward manager's bookkeeping (add, conflicts, names followed through
+// of DNAT forwards, and the bookkeeping of `PortForwards` (add, conflicts, names followed through
 // lookups, the table re-applied only on change, remove, reload), without threads or nft.
 import Proto
 @testable import Switch
@@ -139,7 +139,7 @@ final class PortForwardTests: XCTestCase {
         var leases: [String: IPv4Address] = [:]
         var installs: [[ForwardRule]] = []
         var failInstall = false
-        lazy var manager = ForwardManager(
+        lazy var manager = PortForwards(
             network: {
                 var spec = NetworkSpec(name: "lab", mode: .shared, subnet: IPv4Subnet("192.168.107.0/24")!)
                 spec.services.ipv6Prefix = IPv6Address("fd00:1:2:3::")

@@ -1,5 +1,5 @@
 // PortForward: the port-forward rule model (README "Port forwarding"), shared by the config file,
-// the control socket and the forward manager: what is forwarded, which engine serves it, and the
+// the control socket and `PortForwards`: what is forwarded, which engine serves it, and the
 // checks that make a rule valid on a network.
 //
 // Design note. One rule model, two engines (docs/decisions.md "Port forwarding: DNAT and a relay"):

@@ -2,7 +2,7 @@
 // sockets relayed to the guest through the host's kernel, for the forwards DNAT cannot serve
 // (loopback host addresses, which the kernel never routes out, `host` mode, which does not forward).
 //
-// Design note. Plain poll(2) over nonblocking kernel sockets on the forward manager's thread:
+// Design note. Plain poll(2) over nonblocking kernel sockets on the thread of `PortForwards`:
 // forwards carry control and service traffic, not the switch's bulk path, so one 64 KiB buffer
 // per direction of a TCP connection and one UDP socket per client (so replies find their client)
 // are enough. The guest sees the gateway's address (the kernel picks the uplink's address as the
@@ -94,11 +94,11 @@ final class Relay {
         return fd
     }
 
-    // MARK: - One turn of the loop (the manager's thread)
+    // MARK: - One turn of the loop (the thread of `PortForwards`)
 
     /// Polls `listeners`, the connections, the sessions and `wake` once (up to `timeoutMilliseconds`)
     /// and serves what is ready.
-    func turn(listeners: [(fd: Int32, proto: ForwardProtocol)], wake: Int32, timeoutMilliseconds: Int32, targets: ForwardManager) {
+    func turn(listeners: [(fd: Int32, proto: ForwardProtocol)], wake: Int32, timeoutMilliseconds: Int32, targets: PortForwards) {
         var fds: [pollfd] = [pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         for l in listeners { fds.append(pollfd(fd: l.fd, events: Int16(POLLIN), revents: 0)) }
         let connectionsStart = fds.count
@@ -145,7 +145,7 @@ final class Relay {
 
     // MARK: TCP
 
-    private func acceptClients(_ listener: Int32, targets: ForwardManager) {
+    private func acceptClients(_ listener: Int32, targets: PortForwards) {
         for _ in 0..<64 {
             let fd: Int32
             do { fd = try Socket.accept(listener) } catch { return }  // EAGAIN: none left
@@ -241,7 +241,7 @@ final class Relay {
     // MARK: UDP
 
     /// Datagrams from clients to a forward's listener: each to the guest from the client's session.
-    private func receive(listener: Int32, targets: ForwardManager, now: Int64) {
+    private func receive(listener: Int32, targets: PortForwards, now: Int64) {
         for _ in 0..<64 {
             let received = buffer.withUnsafeMutableBytes { Datagram.receive(listener, into: $0) }
             guard case .datagram(let count, let sender?) = received else {
@@ -281,7 +281,7 @@ final class Relay {
 
     /// Closes UDP sessions that were idle too long or whose forward now goes elsewhere (a host
     /// name that moved to another lease), about once a second.
-    func expire(now: Int64, targets: ForwardManager) {
+    func expire(now: Int64, targets: PortForwards) {
         sessions.removeAll { s in
             guard now - s.lastActive > Self.sessionIdleNanoseconds || targets.relayTarget(listener: s.listener) != s.target else { return false }
             Descriptor.close(s.fd)

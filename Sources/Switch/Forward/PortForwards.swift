@@ -1,4 +1,4 @@
-// ForwardManager: the port forwards of one host or shared network (README "Port forwarding"):
+// PortForwards: the port forwards of one host or shared network (README "Port forwarding"):
 // the configured ones and those added at run time, their host names followed through the DHCP
 // leases, the nftables rules of the DNAT ones and the relay of the others.
 //
@@ -8,12 +8,12 @@
 // round trip, never per frame) and re-applies the network's nftables table in one transaction only
 // when a DNAT rule's target changed. Control requests (add, del, list) run on control threads under
 // `mutex`; they open relay listeners themselves so that a port in use is an error of the request,
-// and hand them over; only the manager's thread closes relay sockets (no fd is closed under a poll).
+// and hand them over; only its thread closes relay sockets (no fd is closed under a poll).
 import Glibc
 import Proto
 import SwitchSys
 
-final class ForwardManager: @unchecked Sendable {
+final class PortForwards: @unchecked Sendable {
     /// One forward and what serves it.
     final class Entry {
         let spec: PortForwardSpec
