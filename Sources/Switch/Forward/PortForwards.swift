@@ -51,6 +51,8 @@ final class PortForwards: @unchecked Sendable {
     private let closed: Condition
     /// The DNAT rules in the table now; nil before the first install.
     private var installed: [ForwardRule]?
+    /// The last failure to install the table from `refresh`, logged once.
+    private var lastFailure: String?
     private var thread: PosixThread.Handle?
     private var stopping = false
     /// Written to wake the thread (a socketpair: the thread reads it empty again).
@@ -179,8 +181,13 @@ final class PortForwards: @unchecked Sendable {
         for name in names { answers[name] = resolveName(name) }  // outside the lock: a loop round trip each
         mutex.withLock {
             resolveLocked(names: answers, lookedUp: names)
-            do throws(SwitchError) { try applyLocked() } catch {
-                Log.warning("network \(network.name): port forwards: \(error.message)")
+            do throws(SwitchError) {
+                try applyLocked()
+                lastFailure = nil
+            } catch {
+                // Retried every second; said once per distinct failure.
+                if error.message != lastFailure { Log.warning("network \(network.name): port forwards: \(error.message)") }
+                lastFailure = error.message
             }
         }
     }
