@@ -130,6 +130,8 @@ public struct NetworkSpec: Sendable, Equatable {
     public var portSecurityByPort: [String: PortSecuritySpec] = [:]
     /// The network's VXLAN tunnel to other hosts; nil: none.
     public var vxlan: VXLANSpec? = nil
+    /// Port forwards from the host into guests (README "Port forwarding"); host and shared only.
+    public var portForwards: [PortForwardSpec] = []
 
     public init(name: String, mode: NetworkMode = .isolated, subnet: IPv4Subnet, gateway: IPv4Address? = nil,
                 mtu: Int = 1500, macAgeing: Int = 300, macLimit: Int = 64, queueFrames: Int = 256,
@@ -276,6 +278,8 @@ public struct NetworkStatus: Codable, Sendable, Equatable {
     public var warnings: [String]? = nil
     /// Captures running on this network (`switchd capture`); absent when none.
     public var captures: Int? = nil
+    /// Port forwards (config and runtime) with their state; empty for isolated networks.
+    public var forwards: [ForwardStatus]? = nil
     public init(name: String, mode: String, subnet: String, gateway: String, ipv6Prefix: String? = nil, mtu: Int,
                 uplink: String? = nil, sockets: SocketPaths, ports: [PortStatus], leases: [LeaseStatus] = []) {
         self.name = name; self.mode = mode; self.subnet = subnet; self.gateway = gateway; self.ipv6Prefix = ipv6Prefix

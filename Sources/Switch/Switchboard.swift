@@ -14,9 +14,11 @@ import SwitchSys
 public final class Switchboard: @unchecked Sendable {
     /// One running network.
     private final class Running {
-        let spec: NetworkSpec
+        var spec: NetworkSpec
         let dataplane: Dataplane
         var dns: KernelDNSServer?
+        /// Port forwards (Forward/PortForwards.swift); host and shared networks only.
+        var forwards: PortForwards?
         var warnings: [String] = []
         init(spec: NetworkSpec, dataplane: Dataplane) { self.spec = spec; self.dataplane = dataplane }
     }
@@ -80,18 +82,25 @@ public final class Switchboard: @unchecked Sendable {
     public func apply(_ specs: [NetworkSpec]) -> [(network: String, error: SwitchError)] {
         mutex.lock()
         defer { mutex.unlock() }
-        let wanted = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0) })
-        for network in running where wanted[network.spec.name] != network.spec {
+        // Port forwards alone change without a restart (Forward/PortForwards.swift).
+        let wanted = Dictionary(uniqueKeysWithValues: specs.map { ($0.name, $0.withoutForwards) })
+        for network in running where wanted[network.spec.name] != network.spec.withoutForwards {
             let why = wanted[network.spec.name] == nil ? "removed from the configuration" : "changed"
             Log.notice("network \(network.spec.name): stopping (\(why))")
             stop(network)
         }
-        running.removeAll { wanted[$0.spec.name] != $0.spec }
+        running.removeAll { wanted[$0.spec.name] != $0.spec.withoutForwards }
         var failures: [(String, SwitchError)] = []
         var next: [Running] = []
         for spec in specs {
             if let network = running.first(where: { $0.spec.name == spec.name }) {
                 Log.info("network \(spec.name): unchanged, left running")
+                network.spec = spec
+                do throws(SwitchError) { try network.forwards?.replace(with: spec.portForwards) } catch {
+                    let error = error.inNetwork(spec.name)
+                    Log.error(error.description)
+                    failures.append((spec.name, error))
+                }
                 next.append(network)
                 continue
             }
@@ -149,6 +158,11 @@ public final class Switchboard: @unchecked Sendable {
                 network.warnings = Firewall.blockingChains()
                 for warning in network.warnings { Log.warning("network \(spec.name): \(warning); see README, Firewalls") }
                 if spec.mode == .shared { try enableForwarding(for: spec) }
+                let lookups = LoopHostTable(dataplane: dataplane)
+                let forwards = PortForwards(network: spec, resolveName: { lookups.address(of: $0) },
+                                              installTable: { rules throws(SwitchError) in try Firewall.install(spec, forwards: rules) })
+                network.forwards = forwards
+                _ = try forwards.add(spec.portForwards, fromConfig: true)
                 if spec.services.dnsProxy {
                     let dns = try KernelDNSServer(
                         network: spec.name, gateway: spec.gatewayIdentity, listen: spec.gatewayAddresses,
@@ -161,6 +175,7 @@ public final class Switchboard: @unchecked Sendable {
                 }
             }
             try dataplane.start()
+            try network.forwards?.start()
         } catch {
             stop(network)
             throw error
@@ -169,6 +184,8 @@ public final class Switchboard: @unchecked Sendable {
     }
 
     private func stop(_ network: Running) {
+        network.forwards?.stop()
+        network.forwards = nil
         network.dns?.stop()
         network.dns = nil
         network.dataplane.shutdown()
@@ -218,6 +235,7 @@ public final class Switchboard: @unchecked Sendable {
             network.dataplane.status().map { status in
                 var status = status
                 status.warnings = network.warnings.isEmpty ? nil : network.warnings
+                status.forwards = network.forwards?.list() ?? []
                 return status
             }
         }
@@ -272,6 +290,59 @@ extension UpstreamAddress {
         case .v4(let a): self = .ipv4(a)
         case .v6(let a): self = .ipv6(a)
         }
+    }
+}
+
+// MARK: - Port forwards
+
+extension Switchboard {
+    /// Adds runtime forwards to network `name` (they last until a restart or reload); a host port
+    /// that a forward of another network holds is refused too.
+    public func addForwards(network name: String, _ specs: [PortForwardSpec]) throws(SwitchError) -> [ForwardStatus] {
+        try locked { () throws(SwitchError) -> [ForwardStatus] in
+            let network = try forwardsOf(name)
+            for spec in specs {
+                for other in running where other.spec.name != name {
+                    if let taken = other.forwards?.specs.first(where: { $0.conflicts(with: spec) }) {
+                        throw SwitchError("forward \(spec.summary): host ports overlap forward \(taken.summary) of network \(other.spec.name)")
+                    }
+                }
+            }
+            return try network.add(specs)
+        }
+    }
+
+    /// Removes forwards of network `name` by id, or by protocol, host ports and (optionally) address.
+    public func removeForwards(network name: String, id: String?, proto: ForwardProtocol?, hostAddress: IPAddress?,
+                               hostPorts: PortRange?) throws(SwitchError) -> [String] {
+        try locked { () throws(SwitchError) -> [String] in
+            try forwardsOf(name).remove(id: id, proto: proto, hostAddress: hostAddress, hostPorts: hostPorts)
+        }
+    }
+
+    /// The forwards of network `name` with their state.
+    public func forwards(network name: String) throws(SwitchError) -> [ForwardStatus] {
+        try locked { () throws(SwitchError) -> [ForwardStatus] in
+            guard let network = running.first(where: { $0.spec.name == name }) else { throw SwitchError("no network named \(name)") }
+            return network.forwards?.list() ?? []
+        }
+    }
+
+    private func forwardsOf(_ name: String) throws(SwitchError) -> PortForwards {
+        guard let network = running.first(where: { $0.spec.name == name }) else { throw SwitchError("no network named \(name)") }
+        guard let forwards = network.forwards else {
+            throw SwitchError("network \(name) is isolated: port forwards need a host or shared network (README \"Port forwarding\")")
+        }
+        return forwards
+    }
+}
+
+extension NetworkSpec {
+    /// The spec with no port forwards: what decides whether a reload restarts the network.
+    var withoutForwards: NetworkSpec {
+        var spec = self
+        spec.portForwards = []
+        return spec
     }
 }
 

@@ -10,7 +10,7 @@ struct Switchd: ParsableCommand {
         abstract: "A userspace virtual Ethernet switch with built-in gateway services.",
         subcommands: [RunCommand.self, StatusCommand.self, PortCommand.self, LeasesCommand.self,
                       AttachCommand.self, QEMUArgsCommand.self, KrunkitArgsCommand.self, FdbCommand.self,
-                      CaptureCommand.self]
+                      CaptureCommand.self, ForwardCommand.self]
     )
 }
 

@@ -53,7 +53,7 @@ final class ControlRequestTests: XCTestCase {
         assertRejected("\"status\"", "malformed request: not a JSON object")
         assertRejected("{}", "malformed request: op is missing")
         assertRejected(#"{"op":7}"#, "malformed request: op must be a string")
-        assertRejected(#"{"op":"reboot"}"#, "unknown op \"reboot\" (expected status, portAdd, portDel, attach, fdb, capture, captureStats)")
+        assertRejected(#"{"op":"reboot"}"#, "unknown op \"reboot\" (expected status, portAdd, portDel, attach, fdb, capture, captureStats, forwardAdd, forwardDel, forwardList)")
         assertRejected(#"{"op":"status","verbose":true}"#, "malformed request: unknown key \"verbose\"")
         assertRejected(#"{"op":"portAdd","tap":"t0"}"#, "malformed request: network is missing")
         assertRejected(#"{"op":"portAdd","network":"lab"}"#, "portAdd needs tap or link")

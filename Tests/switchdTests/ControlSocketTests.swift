@@ -79,7 +79,7 @@ final class ControlSocketTests: XCTestCase {
         let replies = try exchange(Array("{\"op\":\"portDel\",\"network\":\"lab\",\"port\":\"p1\"}\n\n{\"op\":\"nope\"}\n{\"op\":\"status\"}".utf8))
         XCTAssertEqual(replies.count, 3)
         XCTAssertEqual(replies[0], #"{"ok":true}"#)
-        XCTAssertEqual(replies[1], #"{"error":"unknown op \"nope\" (expected status, portAdd, portDel, attach, fdb, capture, captureStats)","ok":false}"#)
+        XCTAssertEqual(replies[1], #"{"error":"unknown op \"nope\" (expected status, portAdd, portDel, attach, fdb, capture, captureStats, forwardAdd, forwardDel, forwardList)","ok":false}"#)
         XCTAssertTrue(replies[2].hasPrefix(#"{"networks":[{"#), replies[2])
         // The daemon is unaffected.
         XCTAssertNoThrow(try ControlClient(path: path).send(.status))

@@ -16,6 +16,11 @@
 // TCP is refused with a reset, everything else with ICMP administratively prohibited. In both
 // modes the DNS proxy's port 53 on the gateway addresses is closed to everyone but the guests
 // and the host itself (docs/DESIGN.md §4: it only answers clients on the network).
+// Port forwards served by DNAT (Forward/PortForward.swift) add a `nat` prerouting chain (clients
+// elsewhere) and a `nat` output chain (the host's own, non-loopback clients), both matching only
+// destinations that are local (`fib daddr type local`), so traffic routed through the host is never
+// taken; the forward chain accepts `ct status dnat` before its rejects. A forward whose host name
+// has no lease gets a reject in the input chain instead (a reset or port unreachable, not a hang).
 import Glibc
 import Proto
 import SwitchSys
@@ -26,7 +31,7 @@ enum Firewall {
 
     /// The ruleset of `spec` (a host or shared network), as `nft -f` reads it: the table is
     /// created, flushed by deleting it, and created again with its chains, in one transaction.
-    static func ruleset(_ spec: NetworkSpec) -> String {
+    static func ruleset(_ spec: NetworkSpec, forwards: [ForwardRule] = []) -> String {
         let table = table(network: spec.name)
         guard let uplink = spec.uplink else { return "" }
         let shared = spec.mode == .shared
@@ -69,12 +74,18 @@ enum Firewall {
             let gateway6 = IPv6Address(high: prefix.high, low: 1)
             text += "\t\tiifname != { \"lo\", \"\(uplink)\" } ip6 daddr \(gateway6) meta l4proto { tcp, udp } th dport 53 reject with icmpx type admin-prohibited\n"
         }
+        // Forwards whose guest is not known now: refused at once rather than left to the host.
+        for rule in forwards where rule.target == nil {
+            let match = "\(destination(rule.forward)) \(rule.forward.proto.rawValue) dport \(rule.forward.hostPorts)"
+            text += rule.forward.proto == .tcp ? "\t\t\(match) reject with tcp reset\n" : "\t\t\(match) reject with icmpx type port-unreachable\n"
+        }
         text += """
         \t}
         \tchain forward {
         \t\ttype filter hook forward priority filter; policy accept;
         \t\tiifname "\(uplink)" accept
         \t\toifname "\(uplink)" ct state established,related accept
+        \t\toifname "\(uplink)" ct status dnat accept
         \t\toifname "\(uplink)" meta l4proto tcp reject with tcp reset
         \t\toifname "\(uplink)" reject with icmpx type admin-prohibited
         \t}
@@ -90,13 +101,49 @@ enum Firewall {
             }
             text += "\t}\n"
         }
+        let dnat = forwards.compactMap { rule in rule.target.map { (rule.forward, $0) } }
+        if !dnat.isEmpty {
+            // Clients elsewhere (not the guests: a guest reaching a forward would get replies from
+            // a neighbour, not through the gateway) and the host's own clients.
+            text += "\tchain forwards-in {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n"
+            for (forward, target) in dnat { text += "\t\tiifname != \"\(uplink)\" \(dnatRule(forward, to: target))\n" }
+            text += "\t}\n\tchain forwards-local {\n\t\ttype nat hook output priority -100; policy accept;\n"
+            for (forward, target) in dnat { text += "\t\t\(dnatRule(forward, to: target))\n" }
+            text += "\t}\n"
+        }
         text += "}\n"
         return text
     }
 
+    /// The destination match of a forward: its host address, which must be local; a wildcard is
+    /// every local address of the family but loopback (the relay serves loopback).
+    private static func destination(_ forward: PortForwardSpec) -> String {
+        switch forward.hostAddress {
+        case .v4(let a): forward.isWildcard ? "fib daddr type local ip daddr != 127.0.0.0/8" : "fib daddr type local ip daddr \(a)"
+        case .v6(let a): forward.isWildcard ? "fib daddr type local ip6 daddr != ::1" : "fib daddr type local ip6 daddr \(a)"
+        }
+    }
+
+    /// `MATCH dnat ip to GUEST[:PORT]`; a range of other guest ports maps each host port to its own
+    /// (`tcp dport map`), since a NAT port range would pick any of them.
+    static func dnatRule(_ forward: PortForwardSpec, to target: IPAddress) -> String {
+        let proto = forward.proto.rawValue
+        let match = "\(destination(forward)) \(proto) dport \(forward.hostPorts)"
+        let (family, address): (String, String) = switch target {
+        case .v4(let a): ("ip", a.description)
+        case .v6(let a): ("ip6", "[\(a)]")
+        }
+        if forward.guestPorts == forward.hostPorts { return "\(match) dnat \(family) to \(address)" }
+        if forward.hostPorts.count == 1 { return "\(match) dnat \(family) to \(address):\(forward.guestPorts.first)" }
+        let pairs = (0..<forward.hostPorts.count).map { i in
+            "\(Int(forward.hostPorts.first) + i) : \(Int(forward.guestPorts.first) + i)"
+        }
+        return "\(match) dnat \(family) to \(address) : \(proto) dport map { \(pairs.joined(separator: ", ")) }"
+    }
+
     /// Creates (or replaces) the table of `spec`.
-    static func install(_ spec: NetworkSpec) throws(SwitchError) {
-        let result = Program.run(["nft", "-f", "-"], input: ruleset(spec))
+    static func install(_ spec: NetworkSpec, forwards: [ForwardRule] = []) throws(SwitchError) {
+        let result = Program.run(["nft", "-f", "-"], input: ruleset(spec, forwards: forwards))
         guard result.status == 0 else {
             throw SwitchError("nftables table inet \(table(network: spec.name)): \(result.output)")
         }
@@ -147,6 +194,13 @@ enum Firewall {
         let result = Program.run(["nft", "list", "chains"])
         return result.status == 0 ? blockingChains(in: result.output) : []
     }
+}
+
+/// A forward served by DNAT, with the guest address it goes to now (nil: a host name without a
+/// lease, refused until it has one).
+struct ForwardRule: Equatable, Sendable {
+    var forward: PortForwardSpec
+    var target: IPAddress?
 }
 
 extension StringProtocol {

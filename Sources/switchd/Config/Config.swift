@@ -82,6 +82,7 @@ struct Config: Equatable {
         }
         guard !parsed.isEmpty else { throw networks.error("defines no networks") }
         try checkAcrossNetworks(parsed)
+        try checkForwardsAcrossNetworks(parsed)
         // Last, so that a file's own mistakes are reported the same way on every machine.
         for network in parsed {
             guard let uplink = network.spec.uplink, interfaceInUse(uplink) else { continue }
@@ -129,6 +130,23 @@ struct Config: Equatable {
                     : "interface \(claim.interface) is already used by \(other)")
             }
             owners[claim.interface] = claim.owner
+        }
+    }
+
+    /// Host ports of one protocol and address belong to one forward of one network.
+    private static func checkForwardsAcrossNetworks(_ networks: [ParsedNetwork]) throws(ConfigError) {
+        var seen: [(spec: PortForwardSpec, item: ConfigValue)] = []
+        for network in networks {
+            guard let value = (try network.value.mapping()).first(where: { $0.name == "portForwards" })?.value else { continue }
+            let forwards = try NetworkParser.portForwards(value, network: network.spec)
+            for (spec, item) in forwards {
+                if let other = seen.first(where: { $0.spec.conflicts(with: spec) }) {
+                    let place = (try item.mapping()).first { $0.name == "hostPort" }?.value ?? item
+                    throw place.error("\(spec.id) overlaps \(other.item.path) (\(other.spec.id))"
+                                      + (other.item.line.map { " at line \($0)" } ?? ""))
+                }
+            }
+            seen += forwards
         }
     }
 

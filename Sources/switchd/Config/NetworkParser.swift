@@ -11,7 +11,7 @@ enum NetworkParser {
         "mode", "subnet", "gateway", "mtu", "macAgeing", "macLimit", "queueFrames", "ports",
         "dhcp", "dhcpRange", "leaseTime", "reservations", "dnsProxy", "upstreamDNS", "domain",
         "ipv6", "ipv6Prefix", "routerAdvertisement", "nat44", "nat66", "interface", "portSecurity",
-        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval", "vxlan",
+        "dhcpLeasesPerPort", "releaseLeasesOnPortRemoval", "vxlan", "portForwards",
     ]
 
     static let prefixLengths = 16...29
@@ -84,6 +84,7 @@ enum NetworkParser {
         if mode == .host { spec.services.routerAdvertisement = true }
         try uplink(values, into: &spec)
         if let v = values["vxlan"] { spec.vxlan = try vxlan(v, mtu: values["mtu"], spec: spec, underlay: underlay) }
+        if let v = values["portForwards"] { spec.portForwards = try portForwards(v, network: spec).map(\.spec) }
         return spec
     }
 
@@ -298,6 +299,78 @@ enum NetworkParser {
                 + "set mtu to at most \(underlayMTU - overhead)")
         }
         return VXLANSpec(vni: vni, port: port, local: local, remotes: remotes.map(\.address))
+    }
+
+    /// The keys of one `portForwards` entry.
+    static let portForwardKeys = "proto, hostAddress, hostPort, guest, guestPort"
+
+    /// `portForwards: [{proto: tcp|udp, hostAddress: ADDR, hostPort: N or "N-M", guest: NAME-or-IP,
+    /// guestPort: N or "N-M"}]` (README "Port forwarding"), each with the entry it came from. An
+    /// entry without `hostAddress` is two forwards, from 127.0.0.1 and from ::1; `guestPort`
+    /// defaults to `hostPort`. Host ports of one protocol and address may not overlap.
+    static func portForwards(_ value: ConfigValue, network: NetworkSpec)
+        throws(ConfigError) -> [(spec: PortForwardSpec, item: ConfigValue)] {
+        let items = try value.sequence()
+        if network.mode == .isolated, !items.isEmpty {
+            throw value.error("port forwards need a host or shared network: an isolated network has no uplink, and "
+                              + "switchd has no TCP/IP stack of its own to end connections on the guest side "
+                              + "(README \"Port forwarding\")")
+        }
+        var result: [(spec: PortForwardSpec, item: ConfigValue)] = []
+        for item in items {
+            var fields: [String: ConfigValue] = [:]
+            for (setting, settingKey, v) in try item.mapping() {
+                guard ["proto", "hostAddress", "hostPort", "guest", "guestPort"].contains(setting) else {
+                    throw settingKey.error("unknown key (a port forward is {\(portForwardKeys)})")
+                }
+                fields[setting] = v
+            }
+            func required(_ key: String) throws(ConfigError) -> ConfigValue {
+                guard let v = fields[key] else {
+                    throw ConfigError(file: item.file, line: item.line, key: "\(item.path).\(key)", reason: "is required")
+                }
+                return v
+            }
+            let protoValue = try required("proto")
+            let protoText = try protoValue.string()
+            guard let proto = ForwardProtocol(rawValue: protoText) else { throw protoValue.error("\"\(protoText)\" is not tcp or udp") }
+            let hostPortValue = try required("hostPort")
+            let hostPorts = try portRange(hostPortValue)
+            let guestValue = try required("guest")
+            let guestText = try guestValue.string()
+            guard let guest = ForwardTarget(guestText) else {
+                throw guestValue.error("\"\(guestText)\" is neither an IP address nor a DHCP host name")
+            }
+            let guestPortValue = fields["guestPort"]
+            let guestPorts = try guestPortValue.map { v throws(ConfigError) in try portRange(v) } ?? hostPorts
+            var addresses = PortForwardSpec.defaultHostAddresses
+            if let v = fields["hostAddress"] {
+                let text = try v.string()
+                guard let address = IPAddress(text) else { throw v.error("\"\(text)\" is not an IPv4 or IPv6 address") }
+                addresses = [address]
+            }
+            for address in addresses {
+                let spec = PortForwardSpec(proto: proto, hostAddress: address, hostPorts: hostPorts, guest: guest, guestPorts: guestPorts)
+                if let problem = spec.problem(on: network) {
+                    let place = problem.field.flatMap { field in field == "guestPort" ? (guestPortValue ?? hostPortValue) : fields[field] } ?? item
+                    throw place.error(problem.message)
+                }
+                if let other = result.first(where: { $0.spec.conflicts(with: spec) }) {
+                    throw hostPortValue.error("\(spec.id) overlaps \(other.item.path) (\(other.spec.id))"
+                                              + (other.item.line.map { " at line \($0)" } ?? ""))
+                }
+                result.append((spec, item))
+            }
+        }
+        return result
+    }
+
+    /// A port `N` or a range `"N-M"` of ports 1..65535.
+    private static func portRange(_ value: ConfigValue) throws(ConfigError) -> PortRange {
+        switch PortRange.parse(try value.string()) {
+        case .success(let range): return range
+        case .failure(let problem): throw value.error(problem.message)
+        }
     }
 
     /// A unicast underlay address: IPv4, or IPv6 that is not link-local (a link-local underlay

@@ -21,11 +21,18 @@ enum ControlRequest: Equatable {
     case capture(network: String, port: String?, filter: CaptureFilter?)
     /// `{"op":"captureStats"}`: the counters of the capture this connection holds.
     case captureStats
+    /// `{"op":"forwardAdd","network":N,"proto":"tcp"|"udp","hostAddress":A?,"hostPort":"N[-M]","guest":G,"guestPort":"N[-M]"?}`:
+    /// without hostAddress, forwards from 127.0.0.1 and ::1; guestPort defaults to hostPort.
+    case forwardAdd(network: String, forward: ForwardRequest)
+    /// `{"op":"forwardDel","network":N,"id":ID}` or `{"op":"forwardDel","network":N,"proto":P,"hostAddress":A?,"hostPort":"N[-M]"}`.
+    case forwardDel(network: String, selector: ForwardSelector)
+    /// `{"op":"forwardList","network":N}`
+    case forwardList(network: String)
 
     /// Whether the request changes the switch (and so needs a privileged peer). Reading is open to all.
     var changesSwitch: Bool {
         switch self {
-        case .status, .fdb: return false
+        case .status, .fdb, .forwardList: return false
         default: return true
         }
     }
@@ -40,11 +47,15 @@ enum ControlRequest: Equatable {
         case .fdb: "fdb"
         case .capture: "capture"
         case .captureStats: "captureStats"
+        case .forwardAdd: "forwardAdd"
+        case .forwardDel: "forwardDel"
+        case .forwardList: "forwardList"
         }
     }
 
     /// The `op` names, for messages.
-    static let ops = ["status", "portAdd", "portDel", "attach", "fdb", "capture", "captureStats"]
+    static let ops = ["status", "portAdd", "portDel", "attach", "fdb", "capture", "captureStats", "forwardAdd",
+                      "forwardDel", "forwardList"]
 
     /// Decodes one request line (without its newline).
     /// Input that is not a JSON object throws an error that closes the connection (`closesConnection`).
@@ -107,6 +118,34 @@ enum ControlRequest: Equatable {
         case "captureStats":
             try request.allow([])
             self = .captureStats
+        case "forwardAdd":
+            try request.allow(["network", "proto", "hostAddress", "hostPort", "guest", "guestPort"])
+            let network = try request.required("network")
+            let proto = try Self.forwardProtocol(try request.required("proto"))
+            let hostAddress = try request.string("hostAddress").map { text throws(ControlError) in try Self.address(text) }
+            let hostPorts = try Self.portRange(try request.required("hostPort"), key: "hostPort")
+            let guestText = try request.required("guest")
+            guard let guest = ForwardTarget(guestText) else {
+                throw ControlError("guest \"\(guestText)\" is neither an IP address nor a DHCP host name")
+            }
+            let guestPorts = try request.string("guestPort").map { text throws(ControlError) in try Self.portRange(text, key: "guestPort") } ?? hostPorts
+            self = .forwardAdd(network: network, forward: ForwardRequest(proto: proto, hostAddress: hostAddress, hostPorts: hostPorts,
+                                                                        guest: guest, guestPorts: guestPorts))
+        case "forwardDel":
+            let network = try request.required("network")
+            if let id = try request.string("id") {
+                try request.allow(["network", "id"], reason: "forwardDel takes network and id, or network, proto, hostAddress and hostPort")
+                self = .forwardDel(network: network, selector: .id(id))
+            } else {
+                try request.allow(["network", "proto", "hostAddress", "hostPort"])
+                let proto = try Self.forwardProtocol(try request.required("proto"))
+                let hostAddress = try request.string("hostAddress").map { text throws(ControlError) in try Self.address(text) }
+                let hostPorts = try Self.portRange(try request.required("hostPort"), key: "hostPort")
+                self = .forwardDel(network: network, selector: .ports(proto: proto, hostAddress: hostAddress, hostPorts: hostPorts))
+            }
+        case "forwardList":
+            try request.allow(["network"])
+            self = .forwardList(network: try request.required("network"))
         default:
             throw ControlError("unknown op \"\(op)\" (expected \(Self.ops.joined(separator: ", ")))")
         }
@@ -137,8 +176,37 @@ enum ControlRequest: Equatable {
             }))
         case .captureStats:
             fields["op"] = "captureStats"
+        case .forwardAdd(let network, let forward):
+            fields = ["op": "forwardAdd", "network": network, "proto": forward.proto.rawValue,
+                      "hostPort": forward.hostPorts.description, "guest": forward.guest.description,
+                      "guestPort": forward.guestPorts.description]
+            fields["hostAddress"] = forward.hostAddress?.description
+        case .forwardDel(let network, .id(let id)):
+            fields = ["op": "forwardDel", "network": network, "id": id]
+        case .forwardDel(let network, .ports(let proto, let hostAddress, let hostPorts)):
+            fields = ["op": "forwardDel", "network": network, "proto": proto.rawValue, "hostPort": hostPorts.description]
+            fields["hostAddress"] = hostAddress?.description
+        case .forwardList(let network):
+            fields = ["op": "forwardList", "network": network]
         }
         return ControlReply.encodeLine(fields)
+    }
+
+    private static func forwardProtocol(_ text: String) throws(ControlError) -> ForwardProtocol {
+        guard let proto = ForwardProtocol(rawValue: text) else { throw ControlError("proto \"\(text)\" is not tcp or udp") }
+        return proto
+    }
+
+    private static func address(_ text: String) throws(ControlError) -> IPAddress {
+        guard let address = IPAddress(text) else { throw ControlError("hostAddress \"\(text)\" is not an IPv4 or IPv6 address") }
+        return address
+    }
+
+    private static func portRange(_ text: String, key: String) throws(ControlError) -> PortRange {
+        switch PortRange.parse(text) {
+        case .success(let range): return range
+        case .failure(let problem): throw ControlError("\(key): \(problem.message)")
+        }
     }
 
     private static func checkInterface(_ name: String) throws(ControlError) {
@@ -192,6 +260,10 @@ struct ControlReply: Codable, Equatable {
     var fdb: [FDBEntry]?
     /// captureStats: the capture's counters.
     var capture: CaptureStats?
+    /// forwardAdd: the forwards added; forwardList: the network's forwards.
+    var forwards: [ForwardStatus]?
+    /// forwardDel: the ids of the forwards removed.
+    var removed: [String]?
 
     static func success(port: String? = nil, networks: [NetworkStatus]? = nil, fdb: [FDBEntry]? = nil) -> ControlReply {
         ControlReply(ok: true, port: port, networks: networks, fdb: fdb)
@@ -222,6 +294,28 @@ struct ControlReply: Codable, Equatable {
         // Encoding these plain values cannot fail.
         return Array((try? encoder.encode(value)) ?? Data(#"{"ok":false,"error":"internal: cannot encode reply"}"#.utf8)) + [0x0A]
     }
+}
+
+/// A forward as `forwardAdd` asks for it: without a host address it is two, from 127.0.0.1 and ::1.
+struct ForwardRequest: Equatable {
+    var proto: ForwardProtocol
+    var hostAddress: IPAddress?
+    var hostPorts: PortRange
+    var guest: ForwardTarget
+    var guestPorts: PortRange
+
+    /// The forwards it stands for.
+    var specs: [PortForwardSpec] {
+        (hostAddress.map { [$0] } ?? PortForwardSpec.defaultHostAddresses).map { address in
+            PortForwardSpec(proto: proto, hostAddress: address, hostPorts: hostPorts, guest: guest, guestPorts: guestPorts)
+        }
+    }
+}
+
+/// Which forwards `forwardDel` removes: one id, or a protocol's host ports (on one address, or on any).
+enum ForwardSelector: Equatable {
+    case id(String)
+    case ports(proto: ForwardProtocol, hostAddress: IPAddress?, hostPorts: PortRange)
 }
 
 /// A control-socket failure: a bad request, a refused operation or an unreachable daemon.

@@ -1,5 +1,6 @@
 // ControlService: answers control requests against a ControlHandler, checking who may change the switch.
 import Glibc
+import Proto
 import Switch
 import SwitchSys
 
@@ -11,6 +12,22 @@ protocol ControlHandler: AnyObject, Sendable {
     func attach(network: String, kind: AttachKind, offload: Bool, peer: String) throws(SwitchError) -> AttachedPort
     func fdb(network: String) throws(SwitchError) -> [FDBEntry]
     func startCapture(network: String, port: String?, filter: CaptureFilter?) throws(SwitchError) -> Capture
+    func addForwards(network: String, _ specs: [PortForwardSpec]) throws(SwitchError) -> [ForwardStatus]
+    func removeForwards(network: String, id: String?, proto: ForwardProtocol?, hostAddress: IPAddress?,
+                        hostPorts: PortRange?) throws(SwitchError) -> [String]
+    func forwards(network: String) throws(SwitchError) -> [ForwardStatus]
+}
+
+extension ControlHandler {
+    /// Port forwards belong to the switchboard (they need a network's uplink and table).
+    func addForwards(network: String, _ specs: [PortForwardSpec]) throws(SwitchError) -> [ForwardStatus] {
+        throw SwitchError("port forwards are not available here")
+    }
+    func removeForwards(network: String, id: String?, proto: ForwardProtocol?, hostAddress: IPAddress?,
+                        hostPorts: PortRange?) throws(SwitchError) -> [String] {
+        throw SwitchError("port forwards are not available here")
+    }
+    func forwards(network: String) throws(SwitchError) -> [ForwardStatus] { [] }
 }
 
 extension Dataplane: ControlHandler {}
@@ -120,6 +137,24 @@ struct ControlService: Sendable {
                 guard session.capture == nil else { return Response(reply: .failure("this connection already holds a capture")) }
                 session.hold(try handler.startCapture(network: network, port: port, filter: filter))
                 return Response(reply: .success())
+            case .forwardAdd(let network, let forward):
+                var reply = ControlReply.success()
+                reply.forwards = try handler.addForwards(network: network, forward.specs)
+                return Response(reply: reply)
+            case .forwardDel(let network, let selector):
+                var reply = ControlReply.success()
+                switch selector {
+                case .id(let id):
+                    reply.removed = try handler.removeForwards(network: network, id: id, proto: nil, hostAddress: nil, hostPorts: nil)
+                case .ports(let proto, let hostAddress, let hostPorts):
+                    reply.removed = try handler.removeForwards(network: network, id: nil, proto: proto, hostAddress: hostAddress,
+                                                               hostPorts: hostPorts)
+                }
+                return Response(reply: reply)
+            case .forwardList(let network):
+                var reply = ControlReply.success()
+                reply.forwards = try handler.forwards(network: network)
+                return Response(reply: reply)
             case .captureStats:
                 guard let stats = session?.capture?.stats() else { return Response(reply: .failure("this connection holds no capture")) }
                 var reply = ControlReply.success()
