@@ -136,40 +136,47 @@ stop_gen() {
 }
 it_defer stop_gen
 
-# counters W: "offered delivered cpu_ticks" now (A's tx + tx_dropped, B's rx, the switch's CPU).
+# cpu_ticks PID...: their utime + stime so far (fields 14, 15 of /proc/PID/stat, all threads;
+# the comm field of these processes has no spaces). idle_ticks: the whole machine's idle + iowait.
+cpu_ticks() {
+    local t=0 p
+    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
+
+# counters W: "offered delivered switch_ticks idle_ticks" now (A's tx + tx_dropped, B's rx, the
+# switch's CPU time, the machine's idle time).
 counters() {
     local w=$1 a=/sys/class/net/${CLIENT_IF[$1]}/statistics b=/sys/class/net/${SERVER_IF[$1]}/statistics
-    local tx txd rx ticks=0 p
+    local tx txd rx
     read -r tx txd < <(ip netns exec "${CLIENT_NS[$w]}" cat "$a/tx_packets" "$a/tx_dropped" | paste -sd' ')
     rx=$(ip netns exec "${SERVER_NS[$w]}" cat "$b/rx_packets")
-    for p in ${SWITCH_PIDS[$w]:-}; do
-        # utime + stime (fields 14, 15 of /proc/PID/stat; the comm field has no spaces here)
-        ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$p/stat")))
-    done
-    echo "$((tx + txd)) $rx $ticks"
+    # shellcheck disable=SC2086
+    echo "$((tx + txd)) $rx $(cpu_ticks ${SWITCH_PIDS[$w]:-}) $(idle_ticks)"
 }
 
 HZ=$(getconf CLK_TCK)
 echo "$(loadavg)" >"$OUT/load-before"
 it_log "worlds: ${worlds[*]}; ${SECS}s per run, $REPS runs; load before: $(loadavg); raw results in $OUT"
-echo "# world run seconds offered delivered cpu_ticks(HZ=$HZ) load1" >"$OUT/runs.txt"
+echo "# world run seconds offered delivered switch_ticks idle_ticks (HZ=$HZ) load1" >"$OUT/runs.txt"
 for ((r = 1; r <= REPS; r++)); do
     for w in "${worlds[@]}"; do
         ip netns exec "${CLIENT_NS[$w]}" ping -n -q -c 1 -W 1 "${SERVER_IP[$w]}" >/dev/null ||
             it_log "warning: $w: no ping reply before run $r"
         start_gen "$w"
         sleep 1
-        read -r o0 d0 c0 < <(counters "$w")
+        read -r o0 d0 c0 i0 < <(counters "$w")
         t0=$(date +%s.%N)
         sleep "$SECS"
-        read -r o1 d1 c1 < <(counters "$w")
+        read -r o1 d1 c1 i1 < <(counters "$w")
         t1=$(date +%s.%N)
         stop_gen
-        line="$w $r $(awk "BEGIN { print $t1 - $t0 }") $((o1 - o0)) $((d1 - d0)) $((c1 - c0)) $(cut -d' ' -f1 /proc/loadavg)"
+        line="$w $r $(awk "BEGIN { print $t1 - $t0 }") $((o1 - o0)) $((d1 - d0)) $((c1 - c0)) $((i1 - i0)) $(cut -d' ' -f1 /proc/loadavg)"
         echo "$line" >>"$OUT/runs.txt"
         # shellcheck disable=SC2086
         set -- $line
-        it_log "$w run $r: offered $(($4 / ${3%.*} / 1000)) kpps, delivered $(($5 / ${3%.*} / 1000)) kpps, load $7"
+        it_log "$w run $r: offered $(($4 / ${3%.*} / 1000)) kpps, delivered $(($5 / ${3%.*} / 1000)) kpps, load $8"
     done
 done
 echo "$(loadavg)" >"$OUT/load-after"
@@ -177,12 +184,6 @@ echo "$(loadavg)" >"$OUT/load-after"
 # The perf profile of switchd at its 1-thread limit. Besides the samples: the CPU time switchd
 # and trafgen (with its forks) took in the window, and the whole machine's idle time, so the
 # report can say whether switchd had a core to itself.
-cpu_ticks() {
-    local t=0 p
-    for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
-    echo "$t"
-}
-idle_ticks() { awk '/^cpu / {print $5 + $6}' /proc/stat; }
 if [[ "$PROFILE" == 1 ]]; then
     if [[ -z "${SETUP[switchd-t1]:-}" ]]; then
         it_log "PPS_PROFILE=1 but no switchd-t1 world: no profile"
@@ -192,12 +193,12 @@ if [[ "$PROFILE" == 1 ]]; then
         start_gen "$w"
         sleep 1
         tg=("$TG_PID" $(ps -o pid= --ppid "$TG_PID" 2>/dev/null))
-        read -r o0 d0 c0 < <(counters "$w")
+        read -r o0 d0 c0 _ < <(counters "$w")
         g0=$(cpu_ticks "${tg[@]}") i0=$(idle_ticks) t0=$(date +%s.%N)
         it_log "profiling switchd (pid $pid) for ${PROFILE_SECS}s; load $(loadavg)"
         perf record -g -p "$pid" -o "$OUT/perf-$w.data" -- sleep "$PROFILE_SECS" >"$OUT/perf-record.log" 2>&1 ||
             it_log "warning: perf record failed (see $OUT/perf-record.log)"
-        read -r o1 d1 c1 < <(counters "$w")
+        read -r o1 d1 c1 _ < <(counters "$w")
         g1=$(cpu_ticks "${tg[@]}") i1=$(idle_ticks) t1=$(date +%s.%N)
         stop_gen
         # seconds offered delivered switchd_ticks trafgen_ticks machine_idle_ticks load1
@@ -221,32 +222,38 @@ runs = {}
 for line in open(os.path.join(out, "runs.txt")):
     if line.startswith("#"):
         continue
-    w, r, secs, off, dlv, ticks, load = line.split()
+    w, r, secs, off, dlv, ticks, idle, load = line.split()
     secs = float(secs)
-    runs.setdefault(w, []).append((int(off) / secs / 1e3, int(dlv) / secs / 1e3, int(ticks) / hz / secs * 100, float(load)))
-med = {w: [statistics.median(x[i] for x in v) for i in range(4)] for w, v in runs.items()}
+    cpu = int(ticks) / hz / secs * 100
+    # µs of the switch's CPU per delivered frame: its cost, whatever share of a core it got
+    us = int(ticks) / hz * 1e6 / int(dlv) if int(dlv) else 0
+    runs.setdefault(w, []).append((int(off) / secs / 1e3, int(dlv) / secs / 1e3, cpu, us,
+                                   int(idle) / hz / secs / os.cpu_count() * 100, float(load)))
+med = {w: [statistics.median(x[i] for x in v) for i in range(6)] for w, v in runs.items()}
 peers = [med[p][1] for p in ("vde", "ovs") if p in med]
 best = max(peers) if peers else None
 bridge = med["bridge"][1] if "bridge" in med else None
 print()
-print("%-11s %10s %10s %6s %8s %9s %9s %5s  %s" % ("world", "delivered", "offered", "drop%", "sw cpu%",
-      "/userspace", "/bridge", "runs", "delivered kpps per run"))
+print("%-11s %9s %8s %6s %7s %8s %6s %10s %8s %4s  %s" % ("world", "delivered", "offered", "drop%", "sw cpu%",
+      "us/frame", "idle%", "/userspace", "/bridge", "runs", "delivered kpps per run"))
 for w in worlds:
     if w not in med:
         print("%-11s %10s" % (w, "failed"))
         continue
-    off, dlv, cpu, _ = med[w]
-    drop = 100 * (1 - dlv / off) if off else 0
+    off, dlv, cpu, us, idle, _ = med[w]
+    drop = max(0.0, 100 * (1 - dlv / off)) if off else 0  # the counters are read a moment apart
     rb = "%.2f" % (dlv / best) if best else "n/a"
     rbr = "%.2f" % (dlv / bridge) if bridge else "n/a"
     cpus = "%.0f" % cpu if w != "bridge" else "-"
-    print("%-11s %10.0f %10.0f %6.1f %8s %9s %9s %5d  %s" % (w, dlv, off, drop, cpus, rb, rbr, len(runs[w]),
+    uss = "%.2f" % us if w != "bridge" else "-"
+    print("%-11s %9.0f %8.0f %6.1f %7s %8s %6.0f %10s %8s %4d  %s" % (w, dlv, off, drop, cpus, uss, idle, rb, rbr, len(runs[w]),
           " ".join("%.0f" % x[1] for x in runs[w])))
 print()
 print("kpps are medians of 60-byte frames (64 on a wire); offered = A's tx + tx_dropped, delivered = B's rx;")
 print("/userspace = delivered / best of vde and ovs (%s kpps), /bridge = delivered / the Linux bridge;"
       % ("%.0f" % best if best else "n/a"))
-print("sw cpu%% = the switch's own processes (100 = one core). load average before: %s, after: %s."
+print("sw cpu% = the switch's own processes (100 = one core), us/frame = their CPU time per delivered frame;")
+print("idle%% = the whole machine's idle time in the window. Load average before: %s, after: %s."
       % (open(os.path.join(out, "load-before")).read().strip(), open(os.path.join(out, "load-after")).read().strip()))
 print("trafgen spins on one of the machine's %d cores for the whole run: the switch, B's receiving stack" % os.cpu_count())
 print("and everything else share what is left.")
@@ -285,6 +292,9 @@ if os.path.exists(os.path.join(out, "perf-switchd-t1-children.txt")) and os.path
         ("    copy to the provided buffer", c("skb_copy_datagram_iter")),
         ("  TAP write (tun_chr_write_iter)", c("tun_chr_write_iter")),
         ("    B's receive (netif_receive_skb, in B's ns)", c("netif_receive_skb", "netif_receive_skb_list_internal")),
+        ("  io_uring's own (the syscall minus TAP read, write, sleep)",
+         c("__do_sys_io_uring_enter", "__x64_sys_io_uring_enter") - c("tun_chr_read_iter")
+         - c("tun_chr_write_iter") - c("__schedule")),
         ("  io_uring task work (completions, re-arming)", c("tctx_task_work_run", "tctx_task_work")),
         ("  io_uring submission (io_submit_sqes)", c("io_submit_sqes")),
         ("  sleeping / switching (__schedule)", c("__schedule")),
