@@ -81,7 +81,9 @@ for w in $WORLDS; do
         [[ -x "$SWITCHD" ]] || { it_log "no switchd at $SWITCHD (make release): leaving out switchd"; continue; }
         for n in $THREADS; do
             if ((n > 1)); then
-                if ! "$SWITCHD" run --help 2>&1 | grep -q -- '--threads'; then
+                # (the help text in a variable: grep -q in a pipe could cut switchd off mid-write)
+                help=$("$SWITCHD" run --help 2>&1 || true)
+                if [[ "$help" != *--threads* ]]; then
                     it_log "$SWITCHD run --help does not list --threads: leaving out switchd-t$n"
                     continue
                 fi
@@ -176,7 +178,8 @@ for ((r = 1; r <= REPS; r++)); do
         echo "$line" >>"$OUT/runs.txt"
         # shellcheck disable=SC2086
         set -- $line
-        it_log "$w run $r: offered $(($4 / ${3%.*} / 1000)) kpps, delivered $(($5 / ${3%.*} / 1000)) kpps, load $8"
+        it_log "$w run $r: $(awk -v s="$3" -v o="$4" -v d="$5" \
+            'BEGIN { printf "offered %.0f kpps, delivered %.0f kpps", o / s / 1e3, d / s / 1e3 }'), load $8"
     done
 done
 echo "$(loadavg)" >"$OUT/load-after"
