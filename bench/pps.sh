@@ -183,6 +183,12 @@ for ((r = 1; r <= REPS; r++)); do
     done
 done
 echo "$(loadavg)" >"$OUT/load-after"
+# The check that switchd forwarded rather than flooded: its table has B's MAC on B's port.
+for w in "${worlds[@]}"; do
+    [[ -n "${SWITCHD_RUN[$w]:-}" ]] || continue
+    { echo "B's MAC: ${DST_MAC[$w]}, A's MAC: ${SRC_MAC[$w]}"
+      "$SWITCHD" fdb bench --run-dir "${SWITCHD_RUN[$w]}"; } >"$OUT/fdb-$w.txt" 2>&1 || true
+done
 
 # The perf profile of switchd at its 1-thread limit. Besides the samples: the CPU time switchd
 # and trafgen (with its forks) took in the window, and the whole machine's idle time, so the

@@ -6,12 +6,13 @@
 #   SERVER_NS[PATH] SERVER_IF[PATH] SERVER_IP[PATH]   the receiving side, 10.78.N.2
 #   SWITCH_PIDS[PATH]  the switch's own processes, for CPU accounting (none for the bridge: the
 #                      kernel forwards in the softirq context of whoever sends)
+#   SWITCHD_RUN[NAME]  world_switchd's run directory (for `switchd status|fdb --run-dir`)
 # The caller sets SWITCHD (the release binary), MTU (default 1500) and IT_LOG_LEVEL.
 # shellcheck shell=bash
 
 MTU=${MTU:-1500}
 
-declare -A SERVER_NS CLIENT_NS SERVER_IP CLIENT_IF SERVER_IF SWITCH_PIDS
+declare -A SERVER_NS CLIENT_NS SERVER_IP CLIENT_IF SERVER_IF SWITCH_PIDS SWITCHD_RUN
 
 # Each setup leaves a namespace pair with addresses 10.78.N.1 (client) and .2 (server).
 # have PATH: whether the path's software is here (else it is left out, with a note).
@@ -219,5 +220,5 @@ EOF
     it_tap_ready "$a" "$ta" "10.78.$i.1/24"
     it_tap_ready "$b" "$tb" "10.78.$i.2/24"
     CLIENT_NS[$w]=$a SERVER_NS[$w]=$b SERVER_IP[$w]=10.78.$i.2
-    CLIENT_IF[$w]=$ta SERVER_IF[$w]=$tb
+    CLIENT_IF[$w]=$ta SERVER_IF[$w]=$tb SWITCHD_RUN[$w]=$run/run
 }
