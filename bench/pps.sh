@@ -35,7 +35,8 @@
 #
 # PPS_PROFILE=1: afterwards, a perf profile of switchd at its 1-thread limit: trafgen floods
 # the switchd-t1 world again and `perf record -g -p PID` samples switchd for PPS_PROFILE_SECONDS
-# (default 5); the reports (`perf report --no-children --sort dso,sym`, a children view of the
+# (default 5); PPS_PROFILE_WORLDS (default switchd-t1) may name more switchd worlds, each
+# profiled the same way, e.g. "switchd-t1 switchd-t2"; the reports (`perf report --no-children --sort dso,sym`, a children view of the
 # kernel paths, and a kernel/user split by category) go next to the table. Needs perf
 # (linux-perf, scripts/deps.sh).
 #
@@ -57,6 +58,7 @@ WORLDS=${BENCH_WORLDS:-switchd bridge ovs vde}
 THREADS=${SWITCHD_THREADS:-1 2}
 PROFILE=${PPS_PROFILE:-0}
 PROFILE_SECS=${PPS_PROFILE_SECONDS:-5}
+PROFILE_WORLDS=${PPS_PROFILE_WORLDS:-switchd-t1}
 MTU=1500
 # shellcheck source=../Tests/integration/lib.sh
 source "$ROOT/Tests/integration/lib.sh"
@@ -184,20 +186,24 @@ for ((r = 1; r <= REPS; r++)); do
 done
 echo "$(loadavg)" >"$OUT/load-after"
 # The check that switchd forwarded rather than flooded: its table has B's MAC on B's port.
+# And its counters: where the frames it did not deliver were dropped.
 for w in "${worlds[@]}"; do
     [[ -n "${SWITCHD_RUN[$w]:-}" ]] || continue
     { echo "B's MAC: ${DST_MAC[$w]}, A's MAC: ${SRC_MAC[$w]}"
       "$SWITCHD" fdb bench --run-dir "${SWITCHD_RUN[$w]}"; } >"$OUT/fdb-$w.txt" 2>&1 || true
+    "$SWITCHD" status --json --run-dir "${SWITCHD_RUN[$w]}" >"$OUT/status-$w.json" 2>/dev/null || true
 done
 
 # The perf profile of switchd at its 1-thread limit. Besides the samples: the CPU time switchd
 # and trafgen (with its forks) took in the window, and the whole machine's idle time, so the
 # report can say whether switchd had a core to itself.
-if [[ "$PROFILE" == 1 ]]; then
-    if [[ -z "${SETUP[switchd-t1]:-}" ]]; then
-        it_log "PPS_PROFILE=1 but no switchd-t1 world: no profile"
+profiled=()
+for w in $PROFILE_WORLDS; do
+    [[ "$PROFILE" == 1 ]] || break
+    if [[ "$w" != switchd-t* || -z "${SETUP[$w]:-}" ]]; then
+        it_log "PPS_PROFILE=1 but no switchd world $w here: no profile of it"
     else
-        w=switchd-t1 pid=${SWITCH_PIDS[switchd-t1]}
+        pid=${SWITCH_PIDS[$w]}
         ip netns exec "${CLIENT_NS[$w]}" ping -n -q -c 1 -W 1 "${SERVER_IP[$w]}" >/dev/null || true
         start_gen "$w"
         sleep 1
@@ -212,7 +218,7 @@ if [[ "$PROFILE" == 1 ]]; then
         stop_gen
         # seconds offered delivered switchd_ticks trafgen_ticks machine_idle_ticks load1
         echo "$(awk "BEGIN { print $t1 - $t0 }") $((o1 - o0)) $((d1 - d0)) $((c1 - c0)) $((g1 - g0)) $((i1 - i0)) $(cut -d' ' -f1 /proc/loadavg)" \
-            >"$OUT/profile-run.txt"
+            >"$OUT/profile-run-$w.txt"
         for v in "--no-children --sort dso,sym -g none --percent-limit 0.3:self" \
             "--children --sort sym -g none --percent-limit 0:children" \
             "--no-children --sort dso,sym -G --percent-limit 3:callgraph" \
@@ -220,13 +226,14 @@ if [[ "$PROFILE" == 1 ]]; then
             # shellcheck disable=SC2086
             perf report -i "$OUT/perf-$w.data" ${v%%:*} --stdio >"$OUT/perf-$w-${v##*:}.txt" 2>/dev/null || true
         done
+        profiled+=("$w")
     fi
-fi
+done
 
 # The table.
-"$PY" - "$OUT" "$HZ" "${worlds[@]}" <<'PY' | tee "$OUT/table.txt"
+"$PY" - "$OUT" "$HZ" "${profiled[*]}" "${worlds[@]}" <<'PY' | tee "$OUT/table.txt"
 import os, statistics, sys
-out, hz, worlds = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+out, hz, profiled, worlds = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 runs = {}
 for line in open(os.path.join(out, "runs.txt")):
     if line.startswith("#"):
@@ -266,32 +273,46 @@ print("idle%% = the whole machine's idle time in the window. Load average before
       % (open(os.path.join(out, "load-before")).read().strip(), open(os.path.join(out, "load-after")).read().strip()))
 print("trafgen spins on one of the machine's %d cores for the whole run: the switch, B's receiving stack" % os.cpu_count())
 print("and everything else share what is left.")
+import json
+for w in worlds:
+    try:
+        ports = json.load(open(os.path.join(out, "status-%s.json" % w)))["networks"][0]["ports"]
+    except (OSError, ValueError, KeyError, IndexError):
+        continue
+    parts = []
+    for p in ports:
+        d = ", ".join("%s %d" % kv for kv in sorted(p.get("drops", {}).items()) if kv[1])
+        parts.append("%s rx %d tx %d drops: %s" % (p.get("id", "?"), p.get("rx", {}).get("packets", 0),
+                                                   p.get("tx", {}).get("packets", 0), d or "none"))
+    print("%s counters (whole run, status --json): %s" % (w, "; ".join(parts)))
 
 # The profile summary: the kernel/user split by object, and the inclusive share of the paths
 # one forwarded frame takes (a frame's cost is split across them; shares overlap where one path
 # calls another, e.g. B's receive runs inside the TAP write).
-prun = os.path.join(out, "profile-run.txt")
-if os.path.exists(os.path.join(out, "perf-switchd-t1-children.txt")) and os.path.exists(prun):
-    import re
+import re
+for pw in profiled:
+    prun = os.path.join(out, "profile-run-%s.txt" % pw)
+    if not os.path.exists(os.path.join(out, "perf-%s-children.txt" % pw)) or not os.path.exists(prun):
+        continue
     secs, off, dlv, swt, tgt, idle, load = open(prun).read().split()
     secs = float(secs)
     dso = {}
-    for line in open(os.path.join(out, "perf-switchd-t1-dso.txt")):
+    for line in open(os.path.join(out, "perf-%s-dso.txt" % pw)):
         m = re.match(r"\s*([\d.]+)%\s+(\S+)", line)
         if m:
             dso[m.group(2)] = dso.get(m.group(2), 0) + float(m.group(1))
     kernel = sum(v for k, v in dso.items() if k.startswith("[kernel"))
     ch = {}
-    for line in open(os.path.join(out, "perf-switchd-t1-children.txt")):
+    for line in open(os.path.join(out, "perf-%s-children.txt" % pw)):
         m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[(.)\]\s+(\S+)", line)
         if m:
             ch.setdefault(m.group(4), float(m.group(1)))
     def c(*names):
         return max([ch.get(n, 0.0) for n in names])
     print()
-    print("perf profile of switchd-t1, %.1f s: offered %.0f kpps, delivered %.0f kpps; CPU: switchd %.0f%%, "
+    print("perf profile of %s, %.1f s: offered %.0f kpps, delivered %.0f kpps; CPU: switchd %.0f%%, "
           "trafgen %.0f%%, machine idle %.0f%% of %d cores; load %s" % (
-          secs, int(off) / secs / 1e3, int(dlv) / secs / 1e3, int(swt) / hz / secs * 100,
+          pw, secs, int(off) / secs / 1e3, int(dlv) / secs / 1e3, int(swt) / hz / secs * 100,
           int(tgt) / hz / secs * 100, int(idle) / hz / secs / os.cpu_count() * 100, os.cpu_count(), load))
     print("  kernel %.1f%%, user %.1f%% (%s)" % (kernel, 100 - kernel, ", ".join(
           "%s %.1f%%" % (k, v) for k, v in sorted(dso.items(), key=lambda kv: -kv[1]) if not k.startswith("[kernel"))))
