@@ -231,6 +231,14 @@ public final class Dataplane: @unchecked Sendable {
         return loops.map(\.threadID)
     }
 
+    /// Buffers in use in each shard's pool, shard 0 first (for tests; read after two round trips
+    /// to every shard, so each has finished the turn that answered the first and refilled its rings).
+    var buffersInUse: [Int] {
+        _ = status()
+        _ = status()
+        return loops.map { $0.pool.inUse }
+    }
+
     /// A snapshot of the network and its ports: one element, none when the switch is not running.
     /// With several shards, their ports in shard order and their drops added up.
     public func status() -> [NetworkStatus] {

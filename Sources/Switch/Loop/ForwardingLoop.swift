@@ -84,6 +84,8 @@ final class ForwardingLoop {
     /// dgram peers by address hash → slot.
     var peersByAddress: [UInt64: UInt16] = [:]
     var nextPortNumber = 1
+    /// Shards number their ports i+1, i+1+n, ... so that ids stay unique in the network.
+    var portNumberStep = 1
     /// Ports with frames queued in this batch, submitted once per batch (Egress.swift).
     let dirty: UnsafeMutablePointer<UInt16>
     var dirtyCount = 0

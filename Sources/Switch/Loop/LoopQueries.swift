@@ -65,7 +65,7 @@ extension ForwardingLoop {
     /// Returns the new port's id, nil when no slot is left (the caller still owns `fd` then).
     func addAttachedPort(kind: AttachKind, fd: Int32, offload: Bool, peer: String) -> String? {
         let id = "\(kind.rawValue)-\(nextPortNumber)"
-        nextPortNumber += 1
+        nextPortNumber += portNumberStep
         let portKind: PortKind = kind == .stream ? .stream : .dgramConnected
         guard let slot = addPort(kind: portKind, fd: fd, info: PortInfo(id: id, peer: peer)) else { return nil }
         ports[Int(slot)].offloadPeer = offload

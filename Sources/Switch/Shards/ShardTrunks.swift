@@ -126,7 +126,11 @@ extension ForwardingLoop {
         precondition(n >= 1 && n <= maxShards)
         guard n > 1 else { return [] }
         var channels: [ShardChannel] = []
-        for (i, loop) in loops.enumerated() { loop.shard.allocate(index: i, count: n) }
+        for (i, loop) in loops.enumerated() {
+            loop.shard.allocate(index: i, count: n)
+            loop.nextPortNumber = i + 1
+            loop.portNumberStep = n
+        }
         for i in 0..<n {
             for j in 0..<n where i != j {
                 let channel = ShardChannel(to: loops[j])
