@@ -186,7 +186,10 @@ extension ForwardingLoop {
             && !claims.routerMessage && claims.source == port.pointee.lastAddress && now == port.pointee.lastAddressTime {
             return nil
         }
-        let refused = security.admit(claims, sourceMAC: source.rawValue, guards: port.pointee.guards, port: slot, now: now)
+        var refused = security.admit(claims, sourceMAC: source.rawValue, guards: port.pointee.guards, port: slot, now: now)
+        if refused == nil && shard.isSharded {
+            refused = admitAcrossShards(claims, guards: port.pointee.guards, from: slot)
+        }
         if refused == nil && claims.kind != .other {
             port.pointee.lastAddress = claims.source
             port.pointee.lastAddressTime = now
@@ -212,6 +215,11 @@ extension ForwardingLoop {
               ports[Int(owner)].isActive, ports[Int(owner)].generation == generation,
               ports[Int(owner)].kind != .shard else { return }
         security.leased(address, to: owner, leaseSeconds: seconds, now: now)
+        if shard.isSharded {
+            // The server is the authority: another shard's binding of the address ends here at once
+            // (bound to our own id, lapsed), and the client's frames announce the new one.
+            shard.remoteBindings!.pointee.bind(BoundAddress(address), to: shard.globalID(owner), until: now)
+        }
     }
 
     /// Logs, at most once per ten seconds per port, the frames port security refused since the

@@ -274,6 +274,7 @@ final class ForwardingLoop {
         lastTick = now
         table.age(now: now)
         security.bindings.expire(now: now)
+        shard.remoteBindings?.pointee.expire(now: now)
         logSecurityDrops()
         logThrottled()
         services?.tick(now: Clock.monotonicNanoseconds(), scratch: serviceScratch) { length, destination in

@@ -25,6 +25,8 @@
 // - Frames to the gateway MAC from shard j go to its trunk towards shard 0 (the services and the
 //   uplink); multicast floods there too. A DHCP ACK the services send to a client on another
 //   shard posts a lease event first, so that shard binds the address to the client's port.
+// - Port security across shards: an address a port binds is announced (`bound`) and refused on the
+//   other shards' guarded ports (`admitAcrossShards`); a removed port's go with `unbindPort`.
 // Per-port order holds: a port's frames are in order in its trunk's queue, the ring and the
 // egress queue. Nothing here allocates or locks per frame; a shard that got anything in a batch
 // is woken once per batch through its eventfd.
@@ -33,7 +35,7 @@ import Proto
 
 /// What crosses from one shard to another.
 struct ShardMessage {
-    enum Kind: UInt8 { case frame, learned, forget, lease }
+    enum Kind: UInt8 { case frame, learned, forget, lease, bound, unbindPort }
 
     var kind: Kind
     /// frame: the buffer of the receiving shard's pool that holds it at `BufferPool.headroom`.
@@ -45,6 +47,10 @@ struct ShardMessage {
     /// lease: the IPv4 address and the lease's seconds.
     var address: UInt32 = 0
     var seconds: UInt32 = 0
+    /// bound: the address (`BoundAddress`: `mac` is its high half, `low` the low one) and the
+    /// sender's port slot; unbindPort: the slot.
+    var low: UInt64 = 0
+    var port: UInt16 = 0
 }
 
 /// The one-way link from one shard to another: the messages, and the receiving shard's free buffers.
@@ -90,6 +96,15 @@ struct ShardState {
     var wake: UInt32 = 0
     /// Table and lease events lost to a full ring.
     var lostEvents: UInt64 = 0
+    /// Addresses ports of the other shards are bound to, by the global id of their port
+    /// (`globalID`): a guarded port here may not use them (port security across shards).
+    var remoteBindings: UnsafeMutablePointer<AddressBindings>? = nil
+
+    /// A port's id across the shards: shard index × 4096 + slot.
+    @inline(__always)
+    func globalID(_ slot: UInt16, shard k: Int? = nil) -> UInt16 {
+        UInt16(truncatingIfNeeded: (k ?? index) &* ForwardingLoop.maxPorts &+ Int(slot))
+    }
 
     var isSharded: Bool { count > 1 }
 
@@ -104,6 +119,8 @@ struct ShardState {
         trunks!.initialize(repeating: ForwardingLoop.noUplink, count: count)
         lent = .allocate(capacity: count)
         lent!.initialize(repeating: 0, count: count)
+        remoteBindings = .allocate(capacity: 1)
+        remoteBindings!.initialize(to: AddressBindings(maxPorts: 1 << 16))
     }
 
     func deallocate() {
@@ -111,12 +128,16 @@ struct ShardState {
         incoming?.deallocate()
         trunks?.deallocate()
         lent?.deallocate()
+        remoteBindings?.pointee.deallocate()
+        remoteBindings?.deallocate()
     }
 }
 
 extension ForwardingLoop {
     /// The most forwarding threads one network may have (`switchd run --threads`).
-    static let maxShards = 16
+    /// (At most 8, so a port's id across shards, shard × 4096 + slot, stays below
+    /// `AddressBindings.gateway`.)
+    static let maxShards = 8
 
     /// Joins the loops of one network into shards (before any port is added and any thread runs):
     /// a channel each way between every two, and a trunk port per peer on each. Returns the
@@ -211,11 +232,47 @@ extension ForwardingLoop {
     /// Port `slot` is going: the other shards forget the MACs it had (they point at their trunk to us).
     func announceForgotten(port slot: UInt16) {
         guard shard.isSharded, ports[Int(slot)].kind != .shard else { return }
+        for j in 0..<shard.count where j != shard.index {
+            postShardEvent(ShardMessage(kind: .unbindPort, port: slot), to: j)
+        }
         for entry in table.snapshot(now: now) where entry.port == slot {
             for j in 0..<shard.count where j != shard.index {
                 postShardEvent(ShardMessage(kind: .forget, mac: entry.mac.rawValue), to: j)
             }
         }
+    }
+
+    /// Port security across shards (PortSecurity.swift, which the local shard already applied): an
+    /// address a port of another shard is bound to is refused as a source (`spoofedIp`, IP guard),
+    /// ARP sender (`spoofedArp`) or advertised target (`spoofedNd`, both the neighbor guard); an
+    /// address bound here is announced to the others (at most once a second per port and address
+    /// for a flow: `admitHeaders` caches the last one).
+    func admitAcrossShards(_ claims: FrameClaims, guards: PortGuards, from slot: UInt16) -> DropReason? {
+        guard ports[Int(slot)].kind != .shard else { return nil }
+        switch claims.kind {
+        case .other: return nil
+        case .arp:
+            guard guards.contains(.neighbor) else { return nil }
+            return claimAcrossShards(claims.source, from: slot, refuse: .spoofedArp)
+        case .ipv4, .ipv6:
+            if guards.contains(.neighbor), let target = claims.advertised,
+               let refused = claimAcrossShards(target, from: slot, refuse: .spoofedNd) { return refused }
+            guard guards.contains(.ip) else { return nil }
+            return claimAcrossShards(claims.source, from: slot, refuse: .spoofedIp)
+        }
+    }
+
+    private func claimAcrossShards(_ address: BoundAddress, from slot: UInt16, refuse reason: DropReason) -> DropReason? {
+        // Unspecified (DHCP, DAD) and 0.0.0.0 (ARP probes) bind nothing.
+        guard !address.isUnspecified, address.low != 0xFFFF_0000_0000 else { return nil }
+        if let owner = shard.remoteBindings!.pointee.owner(of: address, now: now), owner != shard.globalID(slot) {
+            return reason
+        }
+        guard security.bindings.owner(of: address, now: now) == slot else { return nil }
+        for j in 0..<shard.count where j != shard.index {
+            postShardEvent(ShardMessage(kind: .bound, mac: address.high, low: address.low, port: slot), to: j)
+        }
+        return nil
     }
 
     /// Wakes the shards that got messages in this batch, once each.
@@ -252,6 +309,12 @@ extension ForwardingLoop {
                 case .forget:
                     let mac = MACAddress(rawValue: message.mac)
                     if table.lookup(mac, now: now)?.port == trunk { table.forget(mac) }
+                case .bound:
+                    shard.remoteBindings!.pointee.bind(BoundAddress(high: message.mac, low: message.low),
+                                                       to: shard.globalID(message.port, shard: k),
+                                                       until: now &+ security.ageing)
+                case .unbindPort:
+                    shard.remoteBindings!.pointee.flush(port: shard.globalID(message.port, shard: k))
                 case .lease:
                     bindLease(client: MACAddress(rawValue: message.mac), address: IPv4Address(rawValue: message.address),
                               seconds: message.seconds)
