@@ -194,6 +194,23 @@ final class ShardLoopTests: XCTestCase {
                        "fdb lists the ports' own MACs, not the trunks' copies")
     }
 
+    func testAnAddressBoundOnAnotherShardIsRefused() {
+        let a = 0, b = 1, c = 2, d = 3
+        // a (shard 1) uses its address: bound there, announced to shard 0.
+        send(a, frame(from: mac(a), to: MACAddress(rawValue: 0xFFFF_FFFF_FFFF)))
+        for port in [b, c, d] { XCTAssertEqual(receiveOne(port), 60, "port \(port) gets a's broadcast") }
+        _ = dataplane.status()
+        _ = dataplane.status()
+        // b (shard 0) sends from a's address with its own MAC.
+        var spoofed = frame(from: mac(b), to: MACAddress(rawValue: 0xFFFF_FFFF_FFFF))
+        spoofed[14 + 15] = UInt8(truncatingIfNeeded: mac(a).rawValue)
+        send(b, spoofed)
+        _ = dataplane.status()
+        let portB = dataplane.status().first?.ports.first { $0.peer == "attach:b" }
+        XCTAssertEqual(portB?.drops["spoofedIp"], 1, "b may not use the address a holds on the other shard")
+        XCTAssertEqual(receiveOne(d, wait: false), -1, "the spoofed frame was forwarded")
+    }
+
     func testBuffersComeBackAfterFramesCross() {
         let a = 0, b = 1
         send(a, frame(from: mac(a), to: mac(b)))
