@@ -1,4 +1,8 @@
-// Dataplane: the public face of the forwarding thread (start, stop, ports, status).
+// Dataplane: the public face of the forwarding threads (start, stop, ports, status).
+//
+// With `threads` > 1 the network runs one loop per thread (shards, Shards/ShardTrunks.swift):
+// shard 0 has everything a single loop has; TAP, link and attached dgram ports are placed
+// round-robin over the shards as they are added; queries ask every shard and merge.
 import Glibc
 import Proto
 import SwitchSys
@@ -9,19 +13,32 @@ public final class Dataplane: @unchecked Sendable {
     private let runDir: String
     private let spec: NetworkSpec
     private var sockets: NetworkSockets?
-    private let commands = CommandQueue()
-    private let loop: ForwardingLoop
+    /// One command queue and loop per forwarding thread; shard 0 first.
+    private let commands: [CommandQueue]
+    private let loops: [ForwardingLoop]
+    /// The rings between the shards, freed once every thread has stopped.
+    private let channels: [ShardChannel]
+    /// Shard 0: services, uplink, listening sockets, VXLAN, captures.
+    private var loop: ForwardingLoop { loops[0] }
+    /// The shard the next TAP, link or attached dgram port goes to.
+    private var nextShard = 0
     /// Writes the lease files off the forwarding thread (Housekeeper.swift).
     private let housekeeper = Housekeeper()
-    private var thread: pthread_t? = nil
+    private var threads: [pthread_t] = []
     private var stopped = false
     private let mutex = Lock()
 
     /// Creates the network's listening sockets under `runDir/NAME/` and its configured ports;
-    /// DHCP leases are kept under `stateDir/NAME/` (in memory only when nil).
-    public init(runDir: String, stateDir: String? = nil, network spec: NetworkSpec) throws(SwitchError) {
+    /// DHCP leases are kept under `stateDir/NAME/` (in memory only when nil). `threads`: forwarding
+    /// threads (1...`maxThreads`).
+    public init(runDir: String, stateDir: String? = nil, network spec: NetworkSpec, threads: Int = 1) throws(SwitchError) {
+        guard threads >= 1 && threads <= Self.maxThreads else {
+            throw SwitchError("--threads takes 1 to \(Self.maxThreads) forwarding threads, not \(threads)")
+        }
         self.runDir = runDir
         self.spec = spec
+        commands = (0..<threads).map { _ in CommandQueue() }
+        var loops: [ForwardingLoop] = []
         do throws(SwitchError) {
             let dir = "\(runDir)/\(spec.name)"
             do { try File.makeDirectory(dir, mode: 0o755) } catch { throw SwitchError("cannot create \(dir): \(error.errno)") }
@@ -32,19 +49,28 @@ public final class Dataplane: @unchecked Sendable {
             sockets!.streamOffload = try Self.listenStream(path: "\(dir)/stream-offload.sock")
             sockets!.vhostUser = try Self.listenStream(path: "\(dir)/vhost-user.sock")
             if let tunnel = spec.vxlan { sockets!.vxlan = try VXLANSocketPair.open(tunnel) }
-            loop = try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands,
-                                      housekeeper: housekeeper)
+            loops.append(try ForwardingLoop(spec: spec, sockets: sockets!, stateDir: stateDir, commands: commands[0],
+                                            housekeeper: housekeeper))
+            for i in 1..<threads {
+                loops.append(try ForwardingLoop(spec: spec, sockets: NetworkSockets(), stateDir: nil, commands: commands[i],
+                                                hostsServices: false, gatewayMAC: loops[0].services?.gateway.mac))
+            }
         } catch {
+            for loop in loops { loop.closeWithoutRunning() }
             Self.removeSockets(sockets, runDir: runDir, spec: spec)
             throw error
         }
-        commands.attach(eventFD: loop.eventFD)
+        self.loops = loops
+        channels = ForwardingLoop.joinShards(loops)
+        nextShard = threads > 1 ? 1 : 0  // shard 0 has the services and the sockets' ports
+        for (queue, loop) in zip(commands, loops) { queue.attach(eventFD: loop.eventFD) }
         // The uplink first: it is the gateway the other ports' guests talk to.
         let uplink: [PortSpec?] = spec.uplink == nil ? [] : [nil]
         for port in uplink + spec.ports.map(Optional.some) {
             do throws(SwitchError) {
                 let device: OpenedDevice
                 if let port { device = try Self.openPort(port, network: spec) } else { device = try Uplink.open(spec) }
+                let loop = loops[device.info.isUplink ? 0 : takeShard()]
                 guard loop.addDevicePort(kind: device.kind, fd: device.fd, headerSize: device.headerSize,
                                          info: device.info) != nil else {
                     loop.closeUnused(device)
@@ -57,11 +83,31 @@ public final class Dataplane: @unchecked Sendable {
         }
     }
 
-    /// Starts the housekeeping thread, then the forwarding thread.
+    deinit {
+        for channel in channels { channel.deallocate() }
+    }
+
+    /// The most forwarding threads per network (`switchd run --threads`).
+    public static let maxThreads = ForwardingLoop.maxShards
+
+    /// The shard for a new port that may go anywhere: round-robin.
+    private func takeShard() -> Int {
+        defer { nextShard = (nextShard + 1) % loops.count }
+        return nextShard
+    }
+
+    /// Starts the housekeeping thread, then the forwarding threads.
     public func start() throws(SwitchError) {
         try housekeeper.start()
-        let loop = self.loop
-        do { thread = try PosixThread.start("the forwarding thread") { loop.run() } } catch { throw SwitchError(error) }
+        for (i, loop) in loops.enumerated() {
+            let name = loops.count == 1 ? "the forwarding thread" : "forwarding thread \(i)"
+            do {
+                threads.append(try PosixThread.start(name) { loop.run() })
+            } catch {
+                shutdown()
+                throw SwitchError(error)
+            }
+        }
     }
 
     /// Stops the forwarding thread, closes every port, removes sockets and TAP devices. Idempotent.
@@ -70,12 +116,14 @@ public final class Dataplane: @unchecked Sendable {
         defer { mutex.unlock() }
         guard !stopped else { return }
         stopped = true
-        if let thread {
-            commands.post(LoopCommand(.stop))
-            PosixThread.join(thread)
-            self.thread = nil
+        if !threads.isEmpty {
+            // Every shard stops before any is freed: a running shard still copies into its peers' buffers.
+            for (i, queue) in commands.enumerated() where i < threads.count { queue.post(LoopCommand(.stop)) }
+            for thread in threads { PosixThread.join(thread) }
+            for loop in loops.dropFirst(threads.count) { loop.closeWithoutRunning() }
+            threads = []
         } else {
-            loop.closeWithoutRunning()  // ports opened before start(): close them here
+            for loop in loops { loop.closeWithoutRunning() }  // ports opened before start(): close them here
         }
         housekeeper.stop()  // after the loop: its last lease snapshot is written before we return
         closeSockets()
@@ -119,8 +167,19 @@ public final class Dataplane: @unchecked Sendable {
         guard name == spec.name else { throw SwitchError("no network named \(name)") }
     }
 
-    private func run(_ command: LoopCommand) throws(SwitchError) {
-        guard runOnLoop(command, runHere: false) else { throw SwitchError("the switch is not running") }
+    private func run(_ command: LoopCommand, shard: Int = 0) throws(SwitchError) {
+        guard runOnLoop(command, shard: shard, runHere: false) else { throw SwitchError("the switch is not running") }
+    }
+
+    /// Runs a fresh command from `make` on every shard, in order; their commands.
+    private func runEverywhere(_ make: () -> LoopCommand) throws(SwitchError) -> [LoopCommand] {
+        var done: [LoopCommand] = []
+        for shard in loops.indices {
+            let command = make()
+            try run(command, shard: shard)
+            done.append(command)
+        }
+        return done
     }
 
     /// Adds a port at run time; returns its id.
@@ -128,8 +187,9 @@ public final class Dataplane: @unchecked Sendable {
         try checkNetwork(name)
         let device = try Self.openPort(spec, network: self.spec)
         let command = LoopCommand(.addDevice(device))
+        let shard = mutex.withLock { takeShard() }
         do throws(SwitchError) {
-            try run(command)
+            try run(command, shard: shard)
         } catch {
             loop.closeUnused(device)
             throw error
@@ -137,12 +197,19 @@ public final class Dataplane: @unchecked Sendable {
         return try command.portID.get()
     }
 
-    /// Removes a port by id.
+    /// Removes a port by id (on whichever shard has it).
     public func removePort(network name: String, id: String) throws(SwitchError) {
         try checkNetwork(name)
-        let command = LoopCommand(.remove(id: id))
-        try run(command)
-        _ = try command.portID.get()
+        var failure: SwitchError? = nil
+        for shard in loops.indices {
+            let command = LoopCommand(.remove(id: id))
+            try run(command, shard: shard)
+            switch command.portID {
+            case .success: return
+            case .failure(let error): failure = failure ?? error  // shard 0's says why (the uplink, or no such port)
+            }
+        }
+        throw failure ?? SwitchError("network \(spec.name) has no port \(id)")
     }
 
     /// Asks the network's DHCP leases (on the forwarding thread) a DNS host-table question.
@@ -158,11 +225,30 @@ public final class Dataplane: @unchecked Sendable {
         return loop.threadID
     }
 
+    /// The Linux thread ids of every forwarding thread, shard 0 first (for tests).
+    var forwardingThreadIDs: [Int32] {
+        _ = status()
+        return loops.map(\.threadID)
+    }
+
+    /// Buffers in use in each shard's pool, shard 0 first (for tests; read after two round trips
+    /// to every shard, so each has finished the turn that answered the first and refilled its rings).
+    var buffersInUse: [Int] {
+        _ = status()
+        _ = status()
+        return loops.map { $0.pool.inUse }
+    }
+
     /// A snapshot of the network and its ports: one element, none when the switch is not running.
+    /// With several shards, their ports in shard order and their drops added up.
     public func status() -> [NetworkStatus] {
-        let command = LoopCommand(.status)
-        do { try run(command) } catch { return [] }
-        guard var network = command.network else { return [] }
+        guard let commands = try? runEverywhere({ LoopCommand(.status) }),
+              var network = commands.first?.network else { return [] }
+        for command in commands.dropFirst() {
+            guard let other = command.network else { continue }
+            network.ports += other.ports
+            for (reason, count) in other.drops { network.drops[reason, default: 0] &+= count }
+        }
         let dir = "\(runDir)/\(network.name)"
         network.sockets = SocketPaths(dgram: "\(dir)/dgram.sock", stream: "\(dir)/stream.sock",
                                       dgramOffload: "\(dir)/dgram-offload.sock",
@@ -216,17 +302,17 @@ public final class Dataplane: @unchecked Sendable {
     /// command runs on this thread instead, on state that is then ours: a capture's lease may end
     /// after its network stopped, and its counters are still wanted. False when the command did not run.
     @discardableResult
-    func runOnLoop(_ command: LoopCommand, runHere: Bool = true) -> Bool {
+    func runOnLoop(_ command: LoopCommand, shard: Int = 0, runHere: Bool = true) -> Bool {
         mutex.lock()
-        if thread != nil && !stopped {
-            commands.post(command)
+        if !threads.isEmpty && !stopped {
+            commands[shard].post(command)
             mutex.unlock()
             command.wait()
             return true
         }
         defer { mutex.unlock() }
         guard runHere else { return false }
-        command.execute(on: loop)
+        command.execute(on: loops[shard])
         return true
     }
 }
@@ -246,8 +332,11 @@ extension Dataplane {
         // Datagrams wait in the sender's buffer until read: 1 MiB each way keeps a burst in flight.
         for fd in [ours, theirs] { Socket.setOption(fd, SOL_SOCKET, SO_SNDBUF, 1 << 20) }
         let command = LoopCommand(.attach(fd: ours, kind: kind, offload: offload, peer: peer))
+        // A stream port reassembles on the loop that reads it; a dgram one reads its own fd and
+        // may go to any shard.
+        let shard = kind == .stream ? 0 : mutex.withLock { takeShard() }
         do throws(SwitchError) {
-            try run(command)
+            try run(command, shard: shard)
             return AttachedPort(id: try command.portID.get(), clientFD: theirs)
         } catch {
             // The loop took `ours` only if it made a port of it.
@@ -260,16 +349,13 @@ extension Dataplane {
     /// Network `name`'s forwarding table: learned MACs, their port and age.
     public func fdb(network name: String) throws(SwitchError) -> [FDBEntry] {
         try checkNetwork(name)
-        let command = LoopCommand(.fdb)
-        try run(command)
-        return command.fdbEntries
+        return try runEverywhere { LoopCommand(.fdb) }.flatMap(\.fdbEntries)
     }
 
     /// Ports of the network, the uplink not counted; 0 when the switch is not running.
     public func clientPortCount() -> Int {
-        let command = LoopCommand(.clientPortCount)
-        do { try run(command) } catch { return 0 }
-        return command.count
+        guard let commands = try? runEverywhere({ LoopCommand(.clientPortCount) }) else { return 0 }
+        return commands.reduce(0) { $0 + $1.count }
     }
 }
 

@@ -32,6 +32,9 @@ struct MACTable {
     let limitPerPort: Int
     /// Seconds an entry stays without being seen.
     let ageing: UInt32
+    /// Port slots below this are exempt from `limitPerPort`: the trunks to other forwarding
+    /// threads, which carry every station of those threads (Shards/ShardTrunks.swift).
+    var unlimitedBelow = 0
 
     init(capacity: Int = 4096, maxPorts: Int, limitPerPort: Int, ageing: Int) {
         var size = 16
@@ -88,7 +91,7 @@ struct MACTable {
                 entries[i].seen = now
                 return .known
             }
-            guard perPort[Int(port)] < limitPerPort else { return .limitReached }
+            guard perPort[Int(port)] < limitPerPort || Int(port) < unlimitedBelow else { return .limitReached }
             perPort[Int(old)] -= 1
             perPort[Int(port)] += 1
             entries[i].port = port
@@ -96,7 +99,7 @@ struct MACTable {
             entries[i].seen = now
             return .moved(from: old)
         }
-        guard perPort[Int(port)] < limitPerPort else { return .limitReached }
+        guard perPort[Int(port)] < limitPerPort || Int(port) < unlimitedBelow else { return .limitReached }
         guard count < (mask + 1) * 3 / 4 else { return .tableFull }
         var i = home(key)
         while entries[i].key != 0 { i = (i + 1) & mask }

@@ -30,6 +30,9 @@ enum PortKind: UInt8 {
     /// A remote VTEP of the network's VXLAN tunnel: frames go out through the shared VXLAN send
     /// socket encapsulated to its address, and come in through the VXLAN socket (Ports/VXLANPort.swift).
     case vxlan
+    /// A trunk to another forwarding thread of the same network (`switchd run --threads N`): frames
+    /// go through the shards' SPSC rings (Shards/ShardTrunks.swift). Not listed in `status`.
+    case shard
 
     /// Frames carry a virtio-net header (TAP and AF_PACKET ports).
     var hasVnetHeader: Bool { self == .tap || self == .link }
@@ -42,6 +45,7 @@ enum PortKind: UInt8 {
         case .stream: "stream"
         case .vhostUser: "vhost-user"
         case .vxlan: "vxlan"
+        case .shard: "shard"
         }
     }
 
@@ -177,6 +181,8 @@ struct PortState {
     var vhost: UnsafeMutablePointer<VhostUserPortState>? = nil
     /// vxlan ports: the index of the remote VTEP in the loop's `VXLANTunnel`.
     var vxlanRemote: Int32 = -1
+    /// shard ports: the index of the shard the trunk leads to.
+    var peerShard: Int32 = -1
 
     /// dgram peers: the peer's address (replies and probes).
     var address: UnsafeMutablePointer<UnixAddress>? = nil

@@ -31,9 +31,13 @@ public final class Switchboard: @unchecked Sendable {
     /// The file listing the nftables tables this instance created (`STATEDIR/nftables`).
     private let tablesRecord: String?
 
-    public init(runDir: String, stateDir: String?) {
+    /// Forwarding threads per network (`switchd run --threads`).
+    private let threads: Int
+
+    public init(runDir: String, stateDir: String?, threads: Int = 1) {
         self.runDir = runDir
         self.stateDir = stateDir
+        self.threads = threads
         sysctl = stateDir.map { Sysctl(stateDir: $0) }
         tablesRecord = stateDir.map { "\($0)/nftables" }
     }
@@ -147,7 +151,7 @@ public final class Switchboard: @unchecked Sendable {
                                   + "set net.ipv6.conf.IFACE.accept_ra=2 on them, or nat66: false")
             }
         }
-        let dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, network: spec)
+        let dataplane = try Dataplane(runDir: runDir, stateDir: stateDir, network: spec, threads: threads)
         let network = Running(spec: spec, dataplane: dataplane)
         do throws(SwitchError) {
             if spec.uplink != nil {

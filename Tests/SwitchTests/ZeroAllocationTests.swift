@@ -149,6 +149,66 @@ final class ZeroAllocationTests: XCTestCase {
         XCTAssertEqual(dataplane.status().first?.ports.map(\.peer), ["attach:a", "attach:b"])
     }
 
+    /// The same with `--threads 2`: a (shard 1) to b (shard 0), every frame crossing the shards
+    /// through their ring; each forwarding thread is watched for half of the frames.
+    func testFramesAcrossShardsAllocateNothing() throws {
+        guard !isDebugBuild() else {
+            throw XCTSkip("allocation counts are measured in release builds (make test runs them)")
+        }
+        let dir = "/tmp/switchd-alloc-shards-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { _ = try? FileManager_removeAll(dir) }
+        let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
+        let dataplane = try Dataplane(runDir: dir, network: spec, threads: 2)
+        try dataplane.start()
+        defer { dataplane.shutdown() }
+        // Attached dgram ports go round-robin from shard 1: a on shard 1, b on shard 0.
+        let a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD
+        let b = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:b").clientFD
+        defer { close(a); close(b) }
+        for fd in [a, b] {
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        let macA = MACAddress(rawValue: 0x0200_0000_00aa), macB = MACAddress(rawValue: 0x0200_0000_00bb)
+        let toB = frame(from: macA, to: macB, length: 1514), toA = frame(from: macB, to: macA, length: 60)
+        var receive = [UInt8](repeating: 0, count: 70_000)
+        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
+        func receiveOne(_ fd: Int32) -> Int {
+            while true {  // EINTR: as in testForwardingAllocatesNothing
+                let n = receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n >= 0 || errno != EINTR { return n }
+            }
+        }
+        send(a, toB)
+        send(b, toA)
+        XCTAssertEqual(receiveOne(a), 60, "a gets b's frame")
+        send(a, toB)
+        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")
+        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")  // the first one, flooded
+
+        let threads = dataplane.forwardingThreadIDs
+        XCTAssertEqual(threads.count, 2)
+        for thread in threads.reversed() {
+            malloc_counter_reset()
+            malloc_counter_watch(thread)
+            let total = 50_000
+            var sent = 0, received = 0
+            while received < total {
+                while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
+                let n = receiveOne(b)
+                guard n == 1514 else {
+                    XCTFail("frame \(received): received \(n) bytes, expected 1514")
+                    break
+                }
+                received += 1
+            }
+            malloc_counter_watch(0)
+            XCTAssertEqual(malloc_counter_count(), 0, "allocations on forwarding thread \(thread) over \(total) frames")
+        }
+        XCTAssertNil(dataplane.status().first?.drops["crossShard"], "no frame lost between the shards")
+    }
+
     func testCounterSeesAllocations() {
         // The probe itself works: an allocation on the watched thread is counted.
         malloc_counter_reset()

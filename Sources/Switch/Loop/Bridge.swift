@@ -32,6 +32,9 @@ struct ForwardingPolicy {
     var hasServices = false
     /// The uplink port of a host or shared network (`ForwardingLoop.noUplink` when there is none).
     var uplink: UInt16 = ForwardingLoop.noUplink
+    /// On a shard past the first (`switchd run --threads N`): the trunk to shard 0, where the
+    /// services and the uplink are; frames to `gatewayMAC` go there. `noUplink` otherwise.
+    var remoteGateway: UInt16 = ForwardingLoop.noUplink
 
     /// Why a frame with this source MAC is refused at ingress, or nil: a multicast or zero source
     /// is never a station, and must not be learned.
@@ -53,6 +56,9 @@ struct ForwardingPolicy {
                 // Isolated: nobody else is the gateway. Host and shared: the host's stack behind the uplink is.
                 return uplink != ForwardingLoop.noUplink ? .unicast(uplink) : .discard
             }
+        } else if remoteGateway != ForwardingLoop.noUplink && gatewayMAC != 0 && destination.rawValue == gatewayMAC {
+            // Shard 0 decides what the gateway's frames become; one that came from there is not ours.
+            return ingress == remoteGateway ? .discard : .unicast(remoteGateway)
         }
         if !destination.isMulticast, let (out, generation) = table.lookup(destination, now: now),
            ports[Int(out)].generation == generation, ports[Int(out)].isActive {
@@ -72,18 +78,29 @@ extension ForwardingLoop {
         port.pointee.rxBytes &+= UInt64(length)
         guard length >= 14 else { port.pointee.count(.runt); return }
         let frame = pool.pointer(buffer, offset)
-        if captures.count > 0 { capture(frame, length: length, header: header, from: slot) }
+        // A frame from another shard was captured there, at its ingress.
+        if captures.count > 0 && port.pointee.kind != .shard { capture(frame, length: length, header: header, from: slot) }
         guard let header = validateOffload(frame: frame, length: length, header: header, port: port) else { return }
         let source = MACAddress(loading: frame + 6)
         if let refused = ForwardingPolicy.refusedSource(source) { port.pointee.count(refused); return }
         let guards = port.pointee.guards
         if source.rawValue != port.pointee.lastSource || now != port.pointee.lastReceive {
+            var learned = MACTable.Learned.known
             if guards.contains(.mac) {
-                if let refused = admitSource(source, from: slot) { port.pointee.count(refused); return }
+                if let refused = admitSource(source, from: slot, learned: &learned) { port.pointee.count(refused); return }
             } else {
-                _ = table.learn(source, port: slot, generation: port.pointee.generation, now: now)
+                learned = table.learn(source, port: slot, generation: port.pointee.generation, now: now)
             }
             port.pointee.lastSource = source.rawValue
+            if shard.isSharded && port.pointee.kind != .shard {
+                // The other shards learn it on their trunk to us: when it is new here, and once a
+                // second after that so it does not age out there (Shards/ShardTrunks.swift).
+                switch learned {
+                case .learned, .moved: announceLearned(source)
+                case .known: if now != port.pointee.lastReceive { announceLearned(source) }
+                case .limitReached, .tableFull: break
+                }
+            }
         }
         port.pointee.lastReceive = now
         if !guards.isDisjoint(with: PortGuards.headerGuards),
@@ -146,12 +163,13 @@ extension ForwardingLoop {
 
     /// The MAC guard: learns `source` on port `slot` unless it belongs to another live port or the
     /// port is at its `macLimit`; the reason to drop the frame otherwise.
-    private func admitSource(_ source: MACAddress, from slot: UInt16) -> DropReason? {
+    private func admitSource(_ source: MACAddress, from slot: UInt16, learned: inout MACTable.Learned) -> DropReason? {
         if let (owner, generation) = table.lookup(source, now: now),
            owner != slot, ports[Int(owner)].isActive, ports[Int(owner)].generation == generation {
             return .spoofedMac
         }
-        switch table.learn(source, port: slot, generation: ports[Int(slot)].generation, now: now) {
+        learned = table.learn(source, port: slot, generation: ports[Int(slot)].generation, now: now)
+        switch learned {
         case .known, .learned, .moved: return nil
         case .limitReached, .tableFull: return .macLimit
         }
@@ -168,7 +186,10 @@ extension ForwardingLoop {
             && !claims.routerMessage && claims.source == port.pointee.lastAddress && now == port.pointee.lastAddressTime {
             return nil
         }
-        let refused = security.admit(claims, sourceMAC: source.rawValue, guards: port.pointee.guards, port: slot, now: now)
+        var refused = security.admit(claims, sourceMAC: source.rawValue, guards: port.pointee.guards, port: slot, now: now)
+        if refused == nil && shard.isSharded {
+            refused = admitAcrossShards(claims, guards: port.pointee.guards, from: slot)
+        }
         if refused == nil && claims.kind != .other {
             port.pointee.lastAddress = claims.source
             port.pointee.lastAddressTime = now
@@ -178,10 +199,27 @@ extension ForwardingLoop {
 
     /// DHCP snooping: an ACK the services send binds the leased address to the client's port.
     func snoopLease(_ frame: UnsafeRawBufferPointer) {
-        guard let lease = acknowledgedLease(in: frame),
-              let (owner, generation) = table.lookup(lease.client, now: now),
-              ports[Int(owner)].isActive, ports[Int(owner)].generation == generation else { return }
-        security.leased(lease.address, to: owner, leaseSeconds: lease.seconds, now: now)
+        guard let lease = acknowledgedLease(in: frame) else { return }
+        if shard.isSharded, let (owner, _) = table.lookup(lease.client, now: now), ports[Int(owner)].kind == .shard {
+            // The client is on another shard: it binds there, before the ACK (behind this on the ring) arrives.
+            postShardEvent(ShardMessage(kind: .lease, mac: lease.client.rawValue, address: lease.address.rawValue,
+                                        seconds: lease.seconds), to: Int(ports[Int(owner)].peerShard))
+            return
+        }
+        bindLease(client: lease.client, address: lease.address, seconds: lease.seconds)
+    }
+
+    /// Binds a leased address to the port its client's MAC is on.
+    func bindLease(client: MACAddress, address: IPv4Address, seconds: UInt32) {
+        guard let (owner, generation) = table.lookup(client, now: now),
+              ports[Int(owner)].isActive, ports[Int(owner)].generation == generation,
+              ports[Int(owner)].kind != .shard else { return }
+        security.leased(address, to: owner, leaseSeconds: seconds, now: now)
+        if shard.isSharded {
+            // The server is the authority: another shard's binding of the address ends here at once
+            // (bound to our own id, lapsed), and the client's frames announce the new one.
+            shard.remoteBindings!.pointee.bind(BoundAddress(address), to: shard.globalID(owner), until: now)
+        }
     }
 
     /// Logs, at most once per ten seconds per port, the frames port security refused since the

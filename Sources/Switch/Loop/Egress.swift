@@ -169,5 +169,6 @@ extension ForwardingLoop {
             i += 1
         }
         dirtyCount = 0
+        if shard.wake != 0 { wakeShards() }
     }
 }

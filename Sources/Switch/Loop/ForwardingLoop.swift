@@ -13,7 +13,8 @@
 //   its EOF, or a periodic probe, and its MACs flushed.
 // - Nothing on the per-frame path allocates or takes a lock; control requests arrive through an
 //   eventfd and a mutex-protected queue, once per request, not per frame.
-// - One loop is one network (a Dataplane runs one; Switchboard runs one Dataplane per network).
+// - One loop is one network, or one shard of it: a Dataplane runs one loop per forwarding thread
+//   (`switchd run --threads N`, Shards/ShardTrunks.swift); Switchboard runs one Dataplane per network.
 //
 // How a frame walks through the loop: `handle` → the receiving kind's `*ReceiveDone`/`deviceReadDone`
 // (Ports/TAPPort, DgramPort, StreamPort) → `forward` (Bridge.swift: validate, capture tap, port
@@ -83,6 +84,8 @@ final class ForwardingLoop {
     /// dgram peers by address hash → slot.
     var peersByAddress: [UInt64: UInt16] = [:]
     var nextPortNumber = 1
+    /// Shards number their ports i+1, i+1+n, ... so that ids stay unique in the network.
+    var portNumberStep = 1
     /// Ports with frames queued in this batch, submitted once per batch (Egress.swift).
     let dirty: UnsafeMutablePointer<UInt16>
     var dirtyCount = 0
@@ -131,6 +134,11 @@ final class ForwardingLoop {
 
     let eventFD: Int32
     let eventValue: UnsafeMutablePointer<UInt64>
+    /// This loop's place among the network's shards, and the eventfd other shards wake it with
+    /// (Shards/ShardTrunks.swift).
+    var shard = ShardState()
+    let shardWakeFD: Int32
+    let shardWakeValue: UnsafeMutablePointer<UInt64>
     let commands: CommandQueue
     private(set) var running = true
 
@@ -140,8 +148,10 @@ final class ForwardingLoop {
     private var lastTick: UInt32 = 0
     private var lastProbe: UInt32 = 0
 
+    /// `hostsServices`: false for shards past the first, which have no services (their frames for
+    /// the gateway go to shard 0); `gatewayMAC` is then shard 0's gateway, for port security.
     init(spec: NetworkSpec, sockets: NetworkSockets, stateDir: String?, commands: CommandQueue,
-         housekeeper: Housekeeper? = nil) throws(SwitchError) {
+         housekeeper: Housekeeper? = nil, hostsServices: Bool = true, gatewayMAC: MACAddress? = nil) throws(SwitchError) {
         do { ring = try IOUring(queueDepth: 4096) } catch { throw SwitchError(error) }
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
@@ -163,10 +173,11 @@ final class ForwardingLoop {
         dgramReceives.initialize(repeating: DgramReceive(), count: 2)
         assert(MemoryLayout<DgramReceive>.offset(of: \.message) == 0)  // see `messagePointer`
         vxlan = spec.vxlan.flatMap { tunnel in sockets.vxlan.map { VXLANTunnel(spec: tunnel, sockets: $0) } } ?? VXLANTunnel()
-        services = NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper)
+        services = hostsServices
+            ? NetworkServices(spec: spec, mac: spec.gatewayMAC, stateDir: stateDir, housekeeper: housekeeper) : nil
         // With services, the gateway is theirs (the uplink's MAC on host and shared networks):
         // port security binds its link-local address.
-        let gatewayMAC = services?.gateway.mac ?? spec.gatewayMAC
+        let gatewayMAC = services?.gateway.mac ?? gatewayMAC ?? spec.gatewayMAC
         security = SourceGuard(network: spec, gatewayMAC: gatewayMAC, maxPorts: Self.maxPorts)
         if let services {
             policy.gatewayMAC = services.gateway.mac.rawValue
@@ -175,6 +186,11 @@ final class ForwardingLoop {
         serviceScratch = .allocate(byteCount: BufferPool.slotSize, alignment: 16)
         do { eventFD = try EventFD.open() } catch { throw SwitchError(error) }
         eventValue = .allocate(capacity: 1)
+        do { shardWakeFD = try EventFD.open() } catch {
+            Descriptor.close(eventFD)
+            throw SwitchError(error)
+        }
+        shardWakeValue = .allocate(capacity: 1)
         self.commands = commands
         startTime = Int64(Clock.monotonicSeconds())
     }
@@ -191,11 +207,14 @@ final class ForwardingLoop {
         segmentBuffers.deallocate()
         segmentLengths.deallocate()
         eventValue.deallocate()
+        shardWakeValue.deallocate()
+        shard.deallocate()
         serviceScratch.deallocate()
         buffers.destroy()
         shares.deallocate()
         pool.destroy()
         Descriptor.close(eventFD)
+        Descriptor.close(shardWakeFD)
     }
 
     // MARK: - Running
@@ -208,6 +227,7 @@ final class ForwardingLoop {
         threadID = PosixThread.currentID()
         buffers.refill(from: &pool)
         armEvent()
+        if shard.isSharded { armShardWake() }
         for offload in [false, true] {
             armDgramReceive(offload: offload)
             armAccept(offload: offload)
@@ -230,6 +250,7 @@ final class ForwardingLoop {
                 buffers.refill(from: &pool)
                 ring.submit()
             }
+            if shard.isSharded { drainShards() }
             flushDirty()
             buffers.refill(from: &pool)
             refillShares()
@@ -253,6 +274,7 @@ final class ForwardingLoop {
         lastTick = now
         table.age(now: now)
         security.bindings.expire(now: now)
+        shard.remoteBindings?.pointee.expire(now: now)
         logSecurityDrops()
         logThrottled()
         services?.tick(now: Clock.monotonicNanoseconds(), scratch: serviceScratch) { length, destination in
@@ -276,7 +298,7 @@ final class ForwardingLoop {
         case .send: sendDone(slot: c.token.slot, result: c.result)
         case .writable: writableDone(slot: c.token.slot)
         case .serviceSocket: serviceSocketReadable(family: Int(c.token.aux), flags: c.flags)
-        case .eventRead: eventDone()
+        case .eventRead: if c.token.aux == 0 { eventDone() } else { shardWoken() }
         case .cancel: break
         case .captureWritable: captureWritableDone(c)
         case .vhostAccept: vhostAcceptDone(result: c.result)
@@ -302,7 +324,7 @@ final class ForwardingLoop {
     /// Sends the frame the services wrote into the scratch buffer. It has variants of its own
     /// (none in practice: service frames carry no offload metadata), so it may run in the middle
     /// of forwarding another frame.
-    private func emitServiceFrame(length: Int, to destination: ServiceDestination) {
+    func emitServiceFrame(length: Int, to destination: ServiceDestination) {
         guard length >= 14, let buffer = pool.allocate() else { return }
         pool.pointer(buffer, BufferPool.headroom).copyMemory(from: serviceScratch.baseAddress!, byteCount: length)
         snoopLease(UnsafeRawBufferPointer(start: serviceScratch.baseAddress!, count: length))

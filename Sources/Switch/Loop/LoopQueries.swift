@@ -19,9 +19,15 @@ extension ForwardingLoop {
     func snapshot() -> NetworkStatus {
         let macs = table.snapshot(now: now)
         var list: [PortStatus] = []
+        var crossShard: UInt64 = 0
         for i in 0..<portCount {
             let slot = portList[i]
             let p = ports[Int(slot)]
+            if p.kind == .shard {
+                // A trunk to another forwarding thread: not a port of the network; its drops are the network's.
+                crossShard &+= p.dropCount(.queueFull)
+                continue
+            }
             guard let info = infos[Int(slot)] else { continue }
             var drops: [String: UInt64] = [:]
             for reason in DropReason.allCases where p.dropCount(reason) > 0 {
@@ -43,6 +49,8 @@ extension ForwardingLoop {
         if unaddressable > 0 { status.drops["unaddressable"] = unaddressable }
         if truncated > 0 { status.drops["truncated"] = truncated }
         if portLimit > 0 { status.drops["portLimit"] = portLimit }
+        if crossShard > 0 { status.drops["crossShard"] = crossShard }
+        if shard.lostEvents > 0 { status.drops["crossShardEvents"] = shard.lostEvents }
         if vxlan.malformed > 0 { status.drops["vxlanMalformed"] = vxlan.malformed }
         if vxlan.wrongVNI > 0 { status.drops["vxlanWrongVni"] = vxlan.wrongVNI }
         if vxlan.unknownVTEP > 0 { status.drops["vxlanUnknownVtep"] = vxlan.unknownVTEP }
@@ -57,7 +65,7 @@ extension ForwardingLoop {
     /// Returns the new port's id, nil when no slot is left (the caller still owns `fd` then).
     func addAttachedPort(kind: AttachKind, fd: Int32, offload: Bool, peer: String) -> String? {
         let id = "\(kind.rawValue)-\(nextPortNumber)"
-        nextPortNumber += 1
+        nextPortNumber += portNumberStep
         let portKind: PortKind = kind == .stream ? .stream : .dgramConnected
         guard let slot = addPort(kind: portKind, fd: fd, info: PortInfo(id: id, peer: peer)) else { return nil }
         ports[Int(slot)].offloadPeer = offload
@@ -74,13 +82,14 @@ extension ForwardingLoop {
     /// The learned MACs with the id of their port and their age in seconds.
     func fdb() -> [FDBEntry] {
         table.snapshot(now: now).compactMap { entry in
-            guard ports[Int(entry.port)].isActive, let info = infos[Int(entry.port)] else { return nil }
+            guard ports[Int(entry.port)].isActive, ports[Int(entry.port)].kind != .shard,
+                  let info = infos[Int(entry.port)] else { return nil }
             return FDBEntry(mac: entry.mac.description, port: info.id, age: Int(entry.age))
         }
     }
 
     /// Ports of the network, the uplink not counted (what `--exit-when-idle` watches).
     func clientPortCount() -> Int {
-        portCount - (policy.uplink == Self.noUplink ? 0 : 1)
+        portCount - (policy.uplink == Self.noUplink ? 0 : 1) - (shard.count - 1)
     }
 }

@@ -124,7 +124,7 @@ extension ForwardingLoop {
             }
         }
         let id = "dgram-\(nextPortNumber)"
-        nextPortNumber += 1
+        nextPortNumber += portNumberStep
         guard let slot = addPort(kind: kind, fd: fd, info: PortInfo(id: id, peer: address.display)) else {
             if fd >= 0 { Descriptor.close(fd) }
             return nil

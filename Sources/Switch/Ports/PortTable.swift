@@ -37,6 +37,9 @@ extension ForwardingLoop {
             port.pointee.streamMessage = .allocate(capacity: 1)
         }
         infos[Int(slot)] = info
+        if shard.isSharded && kind != .shard {
+            Log.info("network \(spec.name): port \(info.id) on forwarding thread \(shard.index)")
+        }
         portList[portCount] = slot
         portCount += 1
         pool.setLimit(pool.limit + capacity)
@@ -72,7 +75,7 @@ extension ForwardingLoop {
     func slot(id: String) -> UInt16? {
         for i in 0..<portCount {
             let slot = portList[i]
-            if infos[Int(slot)]?.id == id { return slot }
+            if infos[Int(slot)]?.id == id && ports[Int(slot)].kind != .shard { return slot }
         }
         return nil
     }
@@ -88,6 +91,7 @@ extension ForwardingLoop {
             portCount -= 1
             break
         }
+        announceForgotten(port: slot)
         table.flush(port: slot)
         security.bindings.flush(port: slot)
         if running { services?.portRemoved(slot: slot, generation: port.pointee.generation) }  // not at shutdown

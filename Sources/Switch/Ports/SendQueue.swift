@@ -24,13 +24,17 @@ extension ForwardingLoop {
             submitVhostSends(port, slot: slot)  // copies into guest memory at once: nothing in flight
             return
         }
+        if port.pointee.kind == .shard {
+            submitShardSends(port)  // copies into the peer shard's buffers at once: nothing in flight
+            return
+        }
         guard port.pointee.inFlight == 0, port.pointee.queueCount > 0, !port.pointee.retryPending,
               !port.pointee.waitingWritable else { return }
         switch port.pointee.kind {
         case .tap, .link, .dgramPeer, .dgramConnected: submitChain(port, token: token)
         case .dgramShared: submitSharedDgramSend(port, token: token)
         case .stream: submitStreamSend(port, token: token)
-        case .vhostUser: break  // above
+        case .vhostUser, .shard: break  // above
         case .vxlan: submitVXLANSends(port, token: token)
         }
     }
@@ -71,7 +75,7 @@ extension ForwardingLoop {
             }
             chainSendDone(slot, result: result)
         case .stream: streamSendDone(slot, result: result)
-        case .vhostUser: break  // never in flight
+        case .vhostUser, .shard: break  // never in flight
         case .vxlan: vxlanSendDone(slot, result: result)
         }
         if port.pointee.phase == .closing {

@@ -29,7 +29,7 @@ extension ForwardingLoop {
             return
         }
         let id = "stream-\(nextPortNumber)"
-        nextPortNumber += 1
+        nextPortNumber += portNumberStep
         let peer = offload ? "stream-offload.sock" : "stream.sock"
         guard let slot = addPort(kind: .stream, fd: result, info: PortInfo(id: id, peer: peer)) else {
             Descriptor.close(result)

@@ -69,7 +69,9 @@ extension ForwardingLoop {
     /// it, and between three switchd hosts loop it.
     @inline(__always)
     func crossesTunnels(from ingress: UInt16, to out: UInt16) -> Bool {
-        ports[Int(ingress)].kind == .vxlan && ports[Int(out)].kind == .vxlan
+        // The same split horizon holds between the trunks of forwarding threads (Shards/ShardTrunks.swift).
+        let from = ports[Int(ingress)].kind, to = ports[Int(out)].kind
+        return (from == .vxlan && to == .vxlan) || (from == .shard && to == .shard)
     }
 
     // MARK: - Receive

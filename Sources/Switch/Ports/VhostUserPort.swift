@@ -70,7 +70,7 @@ extension ForwardingLoop {
             return
         }
         let id = "vhost-user-\(nextPortNumber)"
-        nextPortNumber += 1
+        nextPortNumber += portNumberStep
         guard let slot = addPort(kind: .vhostUser, fd: result, info: PortInfo(id: id, peer: "vhost-user.sock")) else {
             Descriptor.close(result)
             return

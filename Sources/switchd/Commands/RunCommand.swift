@@ -35,7 +35,15 @@ struct RunCommand: SwitchdCommand {
         valueName: "SECONDS"))
     var exitWhenIdle: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Forwarding threads per network (default 1): TAP, link and attached dgram ports are spread over them; the services, the uplink and the socket ports stay on the first.",
+        valueName: "N"))
+    var threads: Int = 1
+
     func validate() throws {
+        if threads < 1 || threads > Dataplane.maxThreads {
+            throw ValidationError("--threads takes 1 to \(Dataplane.maxThreads) forwarding threads per network, not \(threads)")
+        }
         if let exitWhenIdle, exitWhenIdle < 1 { throw ValidationError("--exit-when-idle takes a number of seconds, 1 or more") }
     }
 
@@ -55,7 +63,7 @@ struct RunCommand: SwitchdCommand {
         // Claim the control socket first: if another daemon owns this run directory, touch nothing of it.
         let server = try controlServer(runDir: runDir, group: config.controlGroup)
         let controlGroup = try config.controlGroup.map(resolveGroup)
-        let switchboard = Switchboard(runDir: runDir, stateDir: stateDir)
+        let switchboard = Switchboard(runDir: runDir, stateDir: stateDir, threads: threads)
         for line in switchboard.recover() { Log.notice("cleaned up after an unclean exit: \(line)") }
         let failures = switchboard.apply(config.networks)
         if let failure = failures.first {
