@@ -9,6 +9,7 @@
 #   guest_net tap IFNAME                ... -netdev tap (vnet_hdr on, the default), vhost=off
 #   guest_start NAME MAC 'sw.role=...'  start QEMU (killed at exit); GUEST_PREFIX=(ip netns exec NS)
 #                                       runs it elsewhere, GUEST_DEV_OPTS=,host_mtu=9000 adds to -device
+#                                       of every guest, VHOST_NIC_OPTS / TAP_NIC_OPTS to vhost / tap NICs only
 #   guest_wait NAME REGEX [TIMEOUT]     until a console line matches (fails if QEMU exits first)
 #   guest_finish NAME [TIMEOUT]         until the guest's verdict line, then until QEMU exits
 #   guest_verdict NAME                  the verdict after `SWITCHD-GUEST-RESULT: `
@@ -51,7 +52,8 @@ guest_net() {
     vhost) GUEST_NET=(-chardev "socket,id=c0,path=$2,reconnect=1" -netdev vhost-user,id=n0,chardev=c0)
         GUEST_NIC_OPTS=,vectors=0${VHOST_NIC_OPTS:-} ;;
     dgram) GUEST_NET=(-netdev "dgram,id=n0,local.type=unix,local.path=$2,remote.type=unix,remote.path=$3") ;;
-    tap) GUEST_NET=(-netdev "tap,id=n0,ifname=$2,script=no,downscript=no,vhost=off") ;;
+    tap) GUEST_NET=(-netdev "tap,id=n0,ifname=$2,script=no,downscript=no,vhost=off")
+        GUEST_NIC_OPTS=${TAP_NIC_OPTS:-} ;;
     *) it_fail "guest_net: unknown kind $1" ;;
     esac
 }
