@@ -233,27 +233,10 @@ extension VXLANHarness {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// An IPv4/UDP frame from 10.99.0.X (X: the MAC's last octet) with a complete UDP checksum.
+    /// An IPv4/UDP frame from 10.99.0.X (X: the MAC's last octet) with complete checksums.
     func frame(from source: MACAddress, to destination: MACAddress, sourcePort: UInt16 = 12345,
-                       length: Int = 100) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0x5A, count: length)
-        bytes.withUnsafeMutableBytes { raw in
-            destination.store(to: raw.baseAddress!)
-            source.store(to: raw.baseAddress! + 6)
-            raw[12] = 0x08; raw[13] = 0x00
-            let ipLength = length - 14
-            let ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xFF), 0, 0, 0, 0, 64, 17, 0, 0,
-                               10, 99, 0, UInt8(truncatingIfNeeded: source.rawValue),
-                               10, 99, 0, UInt8(truncatingIfNeeded: destination.rawValue),
-                               UInt8(sourcePort >> 8), UInt8(sourcePort & 0xFF), 0x30, 0x39,
-                               UInt8((ipLength - 20) >> 8), UInt8((ipLength - 20) & 0xFF), 0, 0]
-            for (i, b) in ip.enumerated() { raw[14 + i] = b }
-            let v4 = MutableIPv4Header(validating: raw.suffix(from: 14))!
-            v4.fillChecksum()
-            let udp = MutableUDPHeader(validating: raw.suffix(from: 34))!
-            udp.fillChecksum(pseudoHeaderSum: v4.header.payloadPseudoHeaderSum)
-        }
-        return bytes
+               length: Int = 100) -> [UInt8] {
+        udpTestFrame(from: source, to: destination, length: length, sourcePort: sourcePort, checksums: true)
     }
 
     func vxlan(_ vni: UInt32, _ inner: [UInt8]) -> [UInt8] {

@@ -19,21 +19,7 @@ final class ZeroAllocationTests: XCTestCase {
     }
 
     private func frame(from source: MACAddress, to destination: MACAddress, length: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0x5a, count: length)
-        bytes.withUnsafeMutableBytes { raw in
-            destination.store(to: raw.baseAddress!)
-            source.store(to: raw.baseAddress! + 6)
-            // IPv4/UDP from 10.99.0.X (X: the MAC's last octet), so port security's header guards
-            // and address bindings run on every frame, as for a real guest.
-            raw[12] = 0x08; raw[13] = 0x00
-            let ipLength = length - 14
-            let ip: [UInt8] = [0x45, 0, UInt8(ipLength >> 8), UInt8(ipLength & 0xFF), 0, 0, 0, 0, 64, 17, 0, 0,
-                               10, 99, 0, UInt8(truncatingIfNeeded: source.rawValue),
-                               10, 99, 0, UInt8(truncatingIfNeeded: destination.rawValue),
-                               0x30, 0x39, 0x30, 0x39, UInt8((ipLength - 20) >> 8), UInt8((ipLength - 20) & 0xFF), 0, 0]
-            for (i, b) in ip.enumerated() { raw[14 + i] = b }
-        }
-        return bytes
+        udpTestFrame(from: source, to: destination, length: length)
     }
 
     func testForwardingAllocatesNothing() throws {
