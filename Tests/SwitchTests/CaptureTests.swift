@@ -95,13 +95,9 @@ final class CaptureTests: XCTestCase {
         _ = bytes.withUnsafeBytes { raw in server.withSockaddr { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) } }
     }
 
-    /// One datagram (-1 after the 2 s timeout). EINTR is retried: a test thread that dropped an
-    /// earlier switch (its io_uring torn down here) sees one, as timed socket waits report it.
+    /// One datagram (-1 after the 2 s timeout).
     private func receiveOne(_ fd: Int32) -> Int {
-        while true {
-            let n = receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n >= 0 || errno != EINTR { return n }
-        }
+        retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
     }
 
     /// A switch with one network `cap` and two dgram peers a (dgram-1) and b (dgram-2) that know each other.

@@ -146,13 +146,9 @@ final class ShardLoopTests: XCTestCase {
         _ = bytes.withUnsafeBytes { Glibc.send(fds[port], $0.baseAddress, $0.count, 0) }
     }
 
-    /// One datagram (-1 after the 2 s timeout, or at once without `wait`). EINTR is retried: a test
-    /// thread that dropped an earlier switch sees one (as CaptureTests).
+    /// One datagram (-1 after the 2 s timeout, or at once without `wait`).
     private func receiveOne(_ port: Int, wait: Bool = true) -> Int {
-        while true {
-            let n = receive.withUnsafeMutableBytes { recv(fds[port], $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) }
-            if n >= 0 || errno != EINTR { return n }
-        }
+        retryingEINTR { receive.withUnsafeMutableBytes { recv(fds[port], $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT)) } }
     }
 
     func testPortsArePlacedRoundRobinAndAllListed() {

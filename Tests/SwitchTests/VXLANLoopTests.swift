@@ -254,14 +254,13 @@ extension VXLANHarness {
         var buffer = [UInt8](repeating: 0, count: 70_000)
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        var n = -1
-        repeat {  // EINTR: a signal to the test thread from an earlier test's switch (as ZeroAllocationTests)
-            n = buffer.withUnsafeMutableBytes { raw in
+        let n = retryingEINTR {
+            buffer.withUnsafeMutableBytes { raw in
                 withUnsafeMutablePointer(to: &storage) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, raw.baseAddress, raw.count, 0, $0, &length) }
                 }
             }
-        } while n < 0 && errno == EINTR
+        }
         guard n >= 0 else { print("receive: \(errnoText(errno))"); return nil }
         return (Array(buffer.prefix(n)), InetSocketAddress(storage))
     }

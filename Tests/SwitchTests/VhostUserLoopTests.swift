@@ -123,9 +123,7 @@ private final class FakeFrontend {
     private func readExactly(_ bytes: inout [UInt8]) throws {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, $0.count - done, 0) }
-            // EINTR: a signal handled in this test process interrupted recv; retry, as CaptureTests does.
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingEINTR { bytes.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + done, $0.count - done, 0) } }
             guard n > 0 else { throw Failure("recv: \(n), errno \(errno)") }
             done += n
         }
@@ -254,8 +252,7 @@ final class VhostUserLoopTests: XCTestCase {
         guest.descriptor(queue: 1, 1, address: txBuffer + 64, length: out.count, flags: 0)
         guest.offer(queue: 1, head: 0)
         var received = [UInt8](repeating: 0, count: 2048)
-        var n = -1
-        repeat { n = received.withUnsafeMutableBytes { recv(other, $0.baseAddress, $0.count, 0) } } while n < 0 && errno == EINTR
+        let n = retryingEINTR { received.withUnsafeMutableBytes { recv(other, $0.baseAddress, $0.count, 0) } }
         XCTAssertEqual(n, out.count, "the guest's frame reached the dgram port")
         XCTAssertEqual(Array(received.prefix(max(n, 0))), out)
         XCTAssertTrue(guest.wait { guest.usedIndex(queue: 1) == 1 }, "the TX chain was returned")

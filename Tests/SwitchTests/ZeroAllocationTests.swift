@@ -45,10 +45,7 @@ final class ZeroAllocationTests: XCTestCase {
             _ = bytes.withUnsafeBytes { raw in server.withSockaddr { sendto(fd, raw.baseAddress, raw.count, 0, $0, $1) } }
         }
         func receiveOne(_ fd: Int32) -> Int {
-            while true {  // EINTR: once after an earlier test dropped its switch on this thread (CaptureTests)
-                let n = receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n >= 0 || errno != EINTR { return n }
-            }
+            retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
         }
 
         // Both peers join and are learned (port creation allocates; that is not the per-frame path).
@@ -107,7 +104,9 @@ final class ZeroAllocationTests: XCTestCase {
         let toB = frame(from: macA, to: macB, length: 1514), toA = frame(from: macB, to: macA, length: 60)
         var receive = [UInt8](repeating: 0, count: 70_000)
         func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
-        func receiveOne(_ fd: Int32) -> Int { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        func receiveOne(_ fd: Int32) -> Int {
+            retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+        }
         send(a, toB)
         send(b, toA)
         XCTAssertEqual(receiveOne(a), 60, "a gets b's frame")
@@ -125,7 +124,7 @@ final class ZeroAllocationTests: XCTestCase {
             while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
             let n = receiveOne(b)
             guard n == 1514 else {
-                XCTFail("frame \(received): received \(n) bytes, expected 1514")
+                XCTFail("frame \(received): received \(n) bytes, expected 1514 (\(errnoText(errno)))")
                 break
             }
             received += 1
@@ -161,10 +160,7 @@ final class ZeroAllocationTests: XCTestCase {
         var receive = [UInt8](repeating: 0, count: 70_000)
         func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
         func receiveOne(_ fd: Int32) -> Int {
-            while true {  // EINTR: as in testForwardingAllocatesNothing
-                let n = receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n >= 0 || errno != EINTR { return n }
-            }
+            retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
         }
         send(a, toB)
         send(b, toA)
@@ -184,7 +180,7 @@ final class ZeroAllocationTests: XCTestCase {
                 while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
                 let n = receiveOne(b)
                 guard n == 1514 else {
-                    XCTFail("frame \(received): received \(n) bytes, expected 1514")
+                    XCTFail("frame \(received): received \(n) bytes, expected 1514 (\(errnoText(errno)))")
                     break
                 }
                 received += 1
