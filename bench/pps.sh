@@ -33,6 +33,11 @@
 # load average before and after. trafgen spins on one of the machine's cores the whole run: on
 # a 2-core machine the switch, the receiving stack and the rest share the other one.
 #
+# PPS_PIN=1 (the default on a machine with 2 or more cores): trafgen runs on CPU 0 and every
+# switch's processes (all their threads) on the other CPUs, so the generator and the switch never
+# share a core and the scheduler cannot move them mid-run (unpinned runs of one build spread by
+# +-10 %). The bridge forwards in trafgen's context on CPU 0 either way. PPS_PIN=0: no pinning.
+#
 # PPS_PROFILE=1: afterwards, a perf profile of switchd at its 1-thread limit: trafgen floods
 # the switchd-t1 world again and `perf record -g -p PID` samples switchd for PPS_PROFILE_SECONDS
 # (default 5); PPS_PROFILE_WORLDS (default switchd-t1) may name more switchd worlds, each
@@ -58,6 +63,8 @@ WORLDS=${BENCH_WORLDS:-switchd bridge ovs vde}
 THREADS=${SWITCHD_THREADS:-1 2}
 PROFILE=${PPS_PROFILE:-0}
 PROFILE_SECS=${PPS_PROFILE_SECONDS:-5}
+NCPU=$(nproc)
+PIN=${PPS_PIN:-$((NCPU >= 2 ? 1 : 0))}
 PROFILE_WORLDS=${PPS_PROFILE_WORLDS:-switchd-t1}
 MTU=1500
 # shellcheck source=../Tests/integration/lib.sh
@@ -111,6 +118,9 @@ for w in "${worlds[@]}"; do
     ${SETUP[$w]}
     it_ping "${CLIENT_NS[$w]}" "${SERVER_IP[$w]}" 2
     SRC_MAC[$w]=$(it_mac "${CLIENT_NS[$w]}" "${CLIENT_IF[$w]}")
+    if [[ "$PIN" == 1 ]]; then
+        for p in ${SWITCH_PIDS[$w]:-}; do taskset -a -p -c "1-$((NCPU - 1))" "$p" >/dev/null; done
+    fi
     DST_MAC[$w]=$(it_mac "${SERVER_NS[$w]}" "${SERVER_IF[$w]}")
 done
 
@@ -127,7 +137,9 @@ frame() {
 TG_PID=
 start_gen() {
     local w=$1
-    ip netns exec "${CLIENT_NS[$w]}" trafgen -o "${CLIENT_IF[$w]}" -P 1 --no-sock-mem -Q "$(frame "$w")" \
+    local pin=()
+    [[ "$PIN" != 1 ]] || pin=(taskset -c 0)
+    ip netns exec "${CLIENT_NS[$w]}" "${pin[@]}" trafgen -o "${CLIENT_IF[$w]}" -P 1 --no-sock-mem -Q "$(frame "$w")" \
         </dev/null >>"$OUT/trafgen-$w.log" 2>&1 &
     TG_PID=$!
 }
@@ -162,7 +174,7 @@ counters() {
 
 HZ=$(getconf CLK_TCK)
 echo "$(loadavg)" >"$OUT/load-before"
-it_log "worlds: ${worlds[*]}; ${SECS}s per run, $REPS runs; load before: $(loadavg); raw results in $OUT"
+it_log "worlds: ${worlds[*]}; ${SECS}s per run, $REPS runs; pinned: $PIN; load before: $(loadavg); raw results in $OUT"
 echo "# world run seconds offered delivered switch_ticks idle_ticks (HZ=$HZ) load1" >"$OUT/runs.txt"
 for ((r = 1; r <= REPS; r++)); do
     for w in "${worlds[@]}"; do

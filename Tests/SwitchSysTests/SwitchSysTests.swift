@@ -116,3 +116,36 @@ final class ProvidedBufferRingTests: XCTestCase {
         XCTAssertEqual(returned.sorted(), [0, 1, 3])
     }
 }
+
+/// A `deferTaskRun` ring as the forwarding loop uses it: created on one thread, enabled and
+/// driven by another, its completions seen after `submitAndWait` (DEFER_TASKRUN runs the kernel's
+/// completion work only there).
+final class DeferTaskRunTests: XCTestCase {
+    func testAnotherThreadEnablesAndDrivesTheRing() throws {
+        let uring = try IOUring(queueDepth: 8, deferTaskRun: true)  // created here, as Dataplane.init does
+        let event = try EventFD.open()
+        defer { close(event) }
+        final class Outcome: @unchecked Sendable { var enabled = false, completions: [Completion] = [] }
+        let outcome = Outcome()
+        let value = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+        defer { value.deallocate() }
+        // Prepared before enabling, as the loop's first reads are: submitted once enabled.
+        uring.prepareRead(fd: event, into: value, length: 8, token: Token(.eventRead))
+        let thread = try PosixThread.start("test ring") {
+            do { try uring.enable(); outcome.enabled = true } catch { return }
+            var waited = 0
+            while outcome.completions.isEmpty && waited < 50 {
+                uring.submitAndWait(timeoutNanos: 100_000_000)
+                _ = uring.drain { outcome.completions.append($0) }
+                waited += 1
+            }
+        }
+        PosixThread.sleep(milliseconds: 50)
+        EventFD.signal(event)
+        PosixThread.join(thread)
+        XCTAssertTrue(outcome.enabled, "the driving thread enabled the ring")
+        XCTAssertEqual(outcome.completions.count, 1)
+        XCTAssertEqual(outcome.completions.first?.token.operation, .eventRead)
+        XCTAssertEqual(outcome.completions.first?.result, 8)
+    }
+}

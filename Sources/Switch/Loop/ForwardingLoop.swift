@@ -152,7 +152,7 @@ final class ForwardingLoop {
     /// the gateway go to shard 0); `gatewayMAC` is then shard 0's gateway, for port security.
     init(spec: NetworkSpec, sockets: NetworkSockets, stateDir: String?, commands: CommandQueue,
          housekeeper: Housekeeper? = nil, hostsServices: Bool = true, gatewayMAC: MACAddress? = nil) throws(SwitchError) {
-        do { ring = try IOUring(queueDepth: 4096) } catch { throw SwitchError(error) }
+        do { ring = try IOUring(queueDepth: 4096, deferTaskRun: true) } catch { throw SwitchError(error) }
         pool = try BufferPool(capacity: 16384, initialLimit: Self.receiveReserve)
         buffers = try BufferRing(uring: ring, group: BufferRing.sharedGroup, entries: Self.ringEntries)
         shares = ReceiveShares(maxPorts: Self.maxPorts)
@@ -225,6 +225,12 @@ final class ForwardingLoop {
     /// Runs until a `stop` command; then closes every port.
     func run() {
         threadID = PosixThread.currentID()
+        do { try ring.enable() } catch {
+            // Not seen: the ring was created for this thread. Without it nothing can be submitted.
+            Log.error("network \(spec.name): the forwarding thread cannot start: \(error)")
+            closeAll()
+            return
+        }
         buffers.refill(from: &pool)
         armEvent()
         if shard.isSharded { armShardWake() }

@@ -117,17 +117,33 @@ extension ForwardingLoop {
         port.pointee.inFlight = port.pointee.queueCount
     }
 
-    /// A writev of virtio-net header + frame to a TAP or AF_PACKET port.
+    /// The write of virtio-net header + frame to a TAP or AF_PACKET port.
+    ///
+    /// When the frame's buffer is this entry's alone (reference count 1: not flooded, not a
+    /// segment sharing its slot) and the header fits in front of the frame inside the slot, the
+    /// header is stored there and header + frame go out as one plain write. Otherwise (a flooded
+    /// buffer may be on its way to ports with other headers) the header is stored in the entry and
+    /// both go out as a writev of two. The plain write spares the kernel importing an iovec array
+    /// per frame; with DEFER_TASKRUN (IOUring.swift) it took bench/pps.sh's 1-thread figure from a
+    /// median 416 to 507 kpps (6 runs each, interleaved).
     @inline(__always) @discardableResult
     func prepareDeviceWrite(_ entry: UnsafeMutablePointer<TxEntry>, _ port: UnsafeMutablePointer<PortState>,
                             token: Token) -> Submission {
         let raw = UnsafeMutableRawPointer(entry)
         var header = entry.pointee.header
         header.numBuffers = 0
+        let headerSize = Int(port.pointee.headerSize)
+        let offset = Int(entry.pointee.offset), length = Int(entry.pointee.length)
+        // `store` writes all 12 bytes: in front of the frame only for a 12-byte header (or none).
+        if (headerSize == VirtioNetHeader.size || headerSize == 0) && offset >= headerSize
+            && pool.referenceCount(entry.pointee.buffer) == 1 {
+            let start = pool.pointer(entry.pointee.buffer, offset - headerSize)
+            if headerSize > 0 { header.store(to: start) }
+            return ring.prepareWrite(fd: port.pointee.fd, from: start, length: UInt32(headerSize + length), token: token)
+        }
         header.store(to: raw + Self.prefixOffset)
-        entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: Int(port.pointee.headerSize))
-        entry.pointee.iov.1 = iovec(iov_base: pool.pointer(entry.pointee.buffer, Int(entry.pointee.offset)),
-                                    iov_len: Int(entry.pointee.length))
+        entry.pointee.iov.0 = iovec(iov_base: raw + Self.prefixOffset, iov_len: headerSize)
+        entry.pointee.iov.1 = iovec(iov_base: pool.pointer(entry.pointee.buffer, offset), iov_len: length)
         return ring.prepareWritev(fd: port.pointee.fd, iovecs: (raw + Self.iovOffset).assumingMemoryBound(to: iovec.self),
                                   count: 2, token: token)
     }
