@@ -35,8 +35,9 @@
 #
 # PPS_PIN=1 (the default on a machine with 2 or more cores): trafgen runs on CPU 0 and every
 # switch's processes (all their threads) on the other CPUs, so the generator and the switch never
-# share a core and the scheduler cannot move them mid-run (unpinned runs of one build spread by
-# +-10 %). The bridge forwards in trafgen's context on CPU 0 either way. PPS_PIN=0: no pinning.
+# share a core and the scheduler cannot move them mid-run (on the 2-core test VM runs still
+# spread widely: compare within one run). The bridge forwards in trafgen's context on CPU 0
+# either way. PPS_PIN=0: no pinning.
 #
 # PPS_PROFILE=1: afterwards, a perf profile of switchd at its 1-thread limit: trafgen floods
 # the switchd-t1 world again and `perf record -g -p PID` samples switchd for PPS_PROFILE_SECONDS

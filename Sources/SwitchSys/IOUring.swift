@@ -112,8 +112,9 @@ public final class IOUring {
     /// buffer rings registered, but nothing may be submitted by another thread afterwards. What
     /// DEFER_TASKRUN buys: the kernel's completion work for the multishot reads (a TAP frame that
     /// arrived, read into a provided buffer, a CQE posted) runs in one batch when the loop enters
-    /// io_uring to wait, instead of as task work interrupting the thread as frames arrive. Measured
-    /// with bench/pps.sh (with contiguous TAP writes, TAPPort.swift): 1-thread kpps +22 %.
+    /// io_uring to wait, instead of as task work run whenever the thread enters the kernel.
+    /// docs/decisions.md has the measurements (io_uring's share of the core down, throughput
+    /// gain below the noise of bench/pps.sh on the 2-core test machine).
     /// On kernels before 6.1 (no DEFER_TASKRUN), the ring is created as without `deferTaskRun`.
     public init(queueDepth entries: UInt32, deferTaskRun: Bool = false) throws(SysError) {
         var params = io_uring_params()

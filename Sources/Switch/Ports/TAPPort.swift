@@ -124,8 +124,7 @@ extension ForwardingLoop {
     /// header is stored there and header + frame go out as one plain write. Otherwise (a flooded
     /// buffer may be on its way to ports with other headers) the header is stored in the entry and
     /// both go out as a writev of two. The plain write spares the kernel importing an iovec array
-    /// per frame; with DEFER_TASKRUN (IOUring.swift) it took bench/pps.sh's 1-thread figure from a
-    /// median 416 to 507 kpps (6 runs each, interleaved).
+    /// per frame (2.3 % of the forwarding core at the small-frame limit; docs/decisions.md).
     @inline(__always) @discardableResult
     func prepareDeviceWrite(_ entry: UnsafeMutablePointer<TxEntry>, _ port: UnsafeMutablePointer<PortState>,
                             token: Token) -> Submission {
