@@ -73,7 +73,7 @@ final class AttachControlTests: XCTestCase {
         }
         let member = AccessPolicy(privilegedUIDs: [0], group: group)
         XCTAssertEqual(member.refusal(op: "attach", peer: PeerCredentials(pid: 7, uid: 1002, gid: 1002)),
-                       "permission denied: attach needs root or membership of group switchd (uid 1002 may only read status, leases and fdb)")
+                       "permission denied: attach needs root or membership of group switchd (uid 1002 may only read status, leases, fdb and forward list)")
     }
 
     func testAttachThroughTheServiceWithoutAServerIsUndone() throws {

@@ -87,7 +87,7 @@ final class ControlRequestTests: XCTestCase {
         let handler = FakeHandler()
         XCTAssertTrue(replyLine(#"{"op":"status"}"#, handler: handler, peer: user).hasPrefix(#"{"networks":"#))
         func denied(_ op: String) -> String {
-            #"{"error":"permission denied: \#(op) needs root (uid 4242 may only read status, leases and fdb; controlGroup in the configuration names a group that may)","ok":false}"#
+            #"{"error":"permission denied: \#(op) needs root (uid 4242 may only read status, leases, fdb and forward list; controlGroup in the configuration names a group that may)","ok":false}"#
         }
         XCTAssertEqual(replyLine(#"{"op":"portAdd","network":"lab","link":"eth0"}"#, handler: handler, peer: user), denied("portAdd"))
         XCTAssertEqual(replyLine(#"{"op":"portDel","network":"lab","port":"p1"}"#, handler: handler, peer: user), denied("portDel"))

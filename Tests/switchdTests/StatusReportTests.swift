@@ -32,4 +32,26 @@ final class StatusReportTests: XCTestCase {
             """)
         XCTAssertEqual(StatusReport.text([]), "no networks\n")
     }
+
+    func testTableListsForwards() {
+        var network = FakeHandler().networks[0]
+        network.ports = []
+        network.forwards = [
+            ForwardStatus(id: "tcp:127.0.0.1:8080", proto: "tcp", hostAddress: "127.0.0.1", hostPort: "8080", guest: "web",
+                          guestPort: "80", resolved: "10.0.0.20", state: "active", engine: "dnat", origin: "config"),
+            ForwardStatus(id: "udp:127.0.0.1:5000-5001", proto: "udp", hostAddress: "127.0.0.1", hostPort: "5000-5001",
+                          guest: "db", guestPort: "6000-6001", resolved: nil, state: "unresolved", engine: "dnat",
+                          origin: "runtime"),
+        ]
+        XCTAssertEqual(StatusReport.text([network]), """
+            lab: isolated 10.0.0.0/24 gateway 10.0.0.1 mtu 1500
+              dgram   /run/switchd/lab/dgram.sock
+              stream  /run/switchd/lab/stream.sock
+              no ports
+              FORWARD                  GUEST         RESOLVED   STATE       ENGINE  ORIGIN
+              tcp:127.0.0.1:8080       web:80        10.0.0.20  active      dnat    config
+              udp:127.0.0.1:5000-5001  db:6000-6001  -          unresolved  dnat    runtime
+
+            """)
+    }
 }

@@ -116,11 +116,7 @@ struct ForwardCommand: ParsableCommand {
 
         func execute() throws {
             let forwards = try options.locate.client().send(.forwardList(network: options.network)).forwards ?? []
-            options.show(forwards, empty: "no port forwards") { rows in
-                StatusReport.table([["ID", "GUEST", "RESOLVED", "STATE", "ENGINE", "ORIGIN"]] + rows.map {
-                    [$0.id, "\($0.guest):\($0.guestPort)", $0.resolved ?? "-", $0.state, $0.engine, $0.origin]
-                })
-            }
+            options.show(forwards, empty: "no port forwards", table: StatusReport.forwardTable)
         }
     }
 

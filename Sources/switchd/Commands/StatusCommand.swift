@@ -77,6 +77,7 @@ enum StatusReport {
                 out += indent(table(rows), "  ")
             }
             if !network.leases.isEmpty { out += indent(leaseTable(network.leases), "  ") }
+            if let forwards = network.forwards, !forwards.isEmpty { out += indent(forwardTable(forwards), "  ") }
         }
         return out
     }
@@ -90,6 +91,13 @@ enum StatusReport {
                          format.string(from: Date(timeIntervalSince1970: TimeInterval(lease.expires)))])
         }
         return table(rows)
+    }
+
+    /// Port forwards: host side, guest side (as configured), the address in use, state, engine, origin.
+    static func forwardTable(_ forwards: [ForwardStatus]) -> String {
+        table([["FORWARD", "GUEST", "RESOLVED", "STATE", "ENGINE", "ORIGIN"]] + forwards.map {
+            [$0.id, "\($0.guest):\($0.guestPort)", $0.resolved ?? "-", $0.state, $0.engine, $0.origin]
+        })
     }
 
     /// Left-aligned columns separated by two spaces, one line per row.

@@ -62,7 +62,7 @@ struct AccessPolicy: Equatable, Sendable {
 
     /// The refusal of `op` to `peer`.
     func refusal(op: String, peer: PeerCredentials) -> String {
-        let readers = "uid \(peer.uid) may only read status, leases and fdb"
+        let readers = "uid \(peer.uid) may only read status, leases, fdb and forward list"
         if let group {
             return "permission denied: \(op) needs root or membership of group \(group.name) (\(readers))"
         }
