@@ -286,6 +286,19 @@ print("idle%% = the whole machine's idle time in the window. Load average before
       % (open(os.path.join(out, "load-before")).read().strip(), open(os.path.join(out, "load-after")).read().strip()))
 print("trafgen spins on one of the machine's %d cores for the whole run: the switch, B's receiving stack" % os.cpu_count())
 print("and everything else share what is left.")
+# Paired ratios: each round runs every world once, minutes apart at most, so the ratio of a world
+# to the best peer within a round cancels the machine's drift between rounds.
+peer_worlds = [p for p in ("vde", "ovs") if p in runs]
+if peer_worlds:
+    rounds = min(len(runs[p]) for p in peer_worlds)
+    for w in worlds:
+        if w in peer_worlds or w == "bridge" or w not in runs:
+            continue
+        ratios = [runs[w][r][1] / max(runs[p][r][1] for p in peer_worlds)
+                  for r in range(min(rounds, len(runs[w]))) if max(runs[p][r][1] for p in peer_worlds) > 0]
+        if ratios:
+            print("%s / best userspace peer, paired by round: median %.2f, per round %s" % (
+                  w, statistics.median(ratios), " ".join("%.2f" % x for x in ratios)))
 import json
 for w in worlds:
     try:
