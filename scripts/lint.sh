@@ -37,5 +37,9 @@ report "Switch and switchd call libc's syscall wrappers only through SwitchSys" 
 report "Switch and switchd lock with SwitchSys's Lock" \
     "$(grep -rnE '\b(NSLock|NSRecursiveLock|NSConditionLock|NSCondition|Mutex<)\b|^[a-z@_ ]*import Synchronization' \
         Sources/Switch Sources/switchd --include=*.swift | grep -vE ':[0-9]+: *//')"
+# io_uring results are told apart as Errno values (Errno(completion:), Errno(result:)), not by
+# comparing the raw result with a negated errno constant.
+report "Switch and switchd compare io_uring results as Errno, not as -ERRNO" \
+    "$(grep -rnE '([=!]=|case) *-E[A-Z]{3,}\b' Sources/Switch Sources/switchd --include=*.swift | grep -vE ':[0-9]+: *//')"
 ((bad == 0)) && echo "lint: layering holds"
 exit $bad

@@ -18,6 +18,12 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
         rawValue = -result
     }
 
+    /// The errno of an io_uring completion's `result`, nil when it succeeded (`result` >= 0).
+    @inlinable public init?(completion result: Int32) {
+        guard result < 0 else { return nil }
+        rawValue = -result
+    }
+
     /// The calling thread's current errno.
     @inlinable public static var current: Errno { Errno(rawValue: Glibc.errno) }
 
@@ -43,6 +49,11 @@ public struct Errno: RawRepresentable, Hashable, Sendable, CustomStringConvertib
     public static let ECANCELED = Errno(rawValue: Glibc.ECANCELED)
     public static let ETIMEDOUT = Errno(rawValue: Glibc.ETIMEDOUT)
     public static let EADDRINUSE = Errno(rawValue: Glibc.EADDRINUSE)
+    public static let ENETDOWN = Errno(rawValue: Glibc.ENETDOWN)
+    public static let EOPNOTSUPP = Errno(rawValue: Glibc.EOPNOTSUPP)
+    public static let EBADFD = Errno(rawValue: Glibc.EBADFD)
+    public static let ENODEV = Errno(rawValue: Glibc.ENODEV)
+    public static let ENXIO = Errno(rawValue: Glibc.ENXIO)
 
     /// EAGAIN/EWOULDBLOCK: try again when the fd is ready.
     @inlinable public var wouldBlock: Bool { rawValue == Glibc.EAGAIN || rawValue == Glibc.EWOULDBLOCK }

@@ -61,7 +61,7 @@ extension ForwardingLoop {
             if let taken { pool.release(taken) }
             if !more {
                 receive.pointee.pending = false
-                if result == -ENOBUFS { receivesStarved = true } else { armDgramReceive(offload: offload) }
+                if Errno(completion: result) == .ENOBUFS { receivesStarved = true } else { armDgramReceive(offload: offload) }
             }
         }
         guard result >= 0, let buffer = taken else { return }

@@ -69,7 +69,7 @@ extension ForwardingLoop {
         switch port.pointee.kind {
         case .tap: tapSendDone(slot, result: result)
         case .link, .dgramPeer, .dgramShared, .dgramConnected:
-            if result == -EAGAIN && port.pointee.kind == .dgramShared {
+            if Errno(completion: result) == .EAGAIN && port.pointee.kind == .dgramShared {
                 sharedDgramSendBlocked(slot)
                 return
             }
@@ -91,14 +91,15 @@ extension ForwardingLoop {
         port.pointee.inFlight -= 1
         // Completions of a chain arrive in order: each is the queue's head unless an earlier one
         // of the chain stopped it, after which the rest come back ECANCELED and stay queued.
-        if result == -EAGAIN {
+        let error = Errno(completion: result)
+        if error == .EAGAIN {
             port.pointee.chainStopped = true
             port.pointee.peerFull = true
-        } else if result != -ECANCELED && !port.pointee.chainStopped {
-            popHead(port, sent: result >= 0)
-            if result < 0 {
+        } else if error != .ECANCELED && !port.pointee.chainStopped {
+            popHead(port, sent: error == nil)
+            if let error {
                 port.pointee.chainStopped = true  // the rest of the chain is cancelled: resend it
-                sendFailed(slot, errno: -result)
+                sendFailed(slot, errno: error)
             }
         }
         if port.pointee.inFlight == 0 {
@@ -138,12 +139,12 @@ extension ForwardingLoop {
     }
 
     /// What a failed send means for its port: the peer is gone, or the frame is lost and we go on.
-    func sendFailed(_ slot: UInt16, errno code: Int32) {
+    func sendFailed(_ slot: UInt16, errno code: Errno) {
         switch code {
-        case ECONNREFUSED, ENOENT, ENOTCONN, EPIPE, ECONNRESET, EBADFD, ENODEV, ENXIO, EBADF:
+        case .ECONNREFUSED, .ENOENT, .ENOTCONN, .EPIPE, .ECONNRESET, .EBADFD, .ENODEV, .ENXIO, .EBADF:
             ports[Int(slot)].count(.sendError)
-            removePort(slot, reason: "peer gone (\(errnoText(code)))")
-        case EPERM where ports[Int(slot)].kind == .dgramPeer:
+            removePort(slot, reason: "peer gone (\(code))")
+        case .EPERM where ports[Int(slot)].kind == .dgramPeer:
             // The peer connected its socket to dgram.sock: it accepts datagrams from there only.
             ports[Int(slot)].count(.sendError)
             ports[Int(slot)].kind = .dgramShared

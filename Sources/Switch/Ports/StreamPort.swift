@@ -25,7 +25,7 @@ extension ForwardingLoop {
         if offload { acceptPending.1 = false } else { acceptPending.0 = false }
         if running { armAccept(offload: offload) }
         guard result >= 0 else {
-            if result != -ECANCELED { Log.warning("network \(spec.name): accept: \(errnoText(-result))") }
+            if Errno(result: result) != .ECANCELED { Log.warning("network \(spec.name): accept: \(errnoText(-result))") }
             return
         }
         let id = "stream-\(nextPortNumber)"
@@ -56,8 +56,8 @@ extension ForwardingLoop {
         port.pointee.receivePending = false
         guard port.pointee.isActive else { finishIfIdle(slot); return }
         if result == 0 { removePort(slot, reason: "stream closed"); return }
-        if result < 0 {
-            if result == -EAGAIN || result == -EINTR { armStreamReceive(slot); return }
+        if let error = Errno(completion: result) {
+            if error == .EAGAIN || error == .EINTR { armStreamReceive(slot); return }
             removePort(slot, reason: "stream receive failed (\(errnoText(-result)))")
             return
         }
@@ -121,12 +121,12 @@ extension ForwardingLoop {
     /// The sendmsg completed: pops the frames it wrote whole and keeps how far into the next it got.
     func streamSendDone(_ slot: UInt16, result: Int32) {
         let port = ports + Int(slot)
-        if result < 0 {
+        if let error = Errno(completion: result) {
             port.pointee.inFlight = 0
-            if result == -EAGAIN || result == -EINTR {
+            if error == .EAGAIN || error == .EINTR {
                 markDirty(slot)
             } else {
-                sendFailed(slot, errno: -result)
+                sendFailed(slot, errno: error)
             }
             return
         }

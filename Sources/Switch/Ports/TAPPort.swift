@@ -35,8 +35,8 @@ extension ForwardingLoop {
         guard port.pointee.isActive else { finishIfIdle(slot); return }
         let headerSize = Int(port.pointee.headerSize)
         if result < 0 {
-            switch -result {
-            case ENOBUFS:
+            switch Errno(result: result) {
+            case .ENOBUFS:
                 if !shares.hasRing(slot) {
                     port.pointee.count(.noBuffer)
                     receivesStarved = true
@@ -45,8 +45,8 @@ extension ForwardingLoop {
                     port.pointee.count(shares.starve(slot) ? .rxBudget : .noBuffer)
                 }
                 return
-            case EAGAIN, EINTR, ECANCELED: break
-            case ENETDOWN where port.pointee.kind == .link && infos[Int(slot)]?.interface.map(Link.exists) == true:
+            case .EAGAIN, .EINTR, .ECANCELED: break
+            case .ENETDOWN where port.pointee.kind == .link && infos[Int(slot)]?.interface.map(Link.exists) == true:
                 break  // the interface went down, not away: it reports that once, then reads block
             default:
                 removePort(slot, reason: "read failed (\(errnoText(-result)))")
@@ -151,9 +151,9 @@ extension ForwardingLoop {
     func tapSendDone(_ slot: UInt16, result: Int32) {
         let port = ports + Int(slot)
         port.pointee.inFlight -= 1
-        if result != -ECANCELED {  // cancelled: the port is closing, and drops what is left
+        if Errno(completion: result) != .ECANCELED {  // cancelled: the port is closing, and drops what is left
             popHead(port, sent: result >= 0)
-            if result < 0 { sendFailed(slot, errno: -result) }
+            if let error = Errno(completion: result) { sendFailed(slot, errno: error) }
         }
     }
 }

@@ -106,7 +106,7 @@ extension ForwardingLoop {
             if let taken { pool.release(taken) }
             if !more {
                 vxlan.receive.pointee.pending = false
-                if result == -ENOBUFS { vxlan.starved = true } else { armVXLANReceive() }
+                if Errno(completion: result) == .ENOBUFS { vxlan.starved = true } else { armVXLANReceive() }
             }
         }
         guard result >= 0, let buffer = taken else { return }
@@ -240,15 +240,16 @@ extension ForwardingLoop {
         let frames = remote.pointee.frameCounts![Int(remote.pointee.nextCompletion)]
         remote.pointee.nextCompletion += 1
         port.pointee.inFlight -= 1
-        if result == -EAGAIN {
+        let error = Errno(completion: result)
+        if error == .EAGAIN {
             port.pointee.chainStopped = true
             port.pointee.peerFull = true
-        } else if result != -ECANCELED && !port.pointee.chainStopped {
-            for _ in 0..<frames { popHead(port, sent: result >= 0) }
-            if result < 0 {
+        } else if error != .ECANCELED && !port.pointee.chainStopped {
+            for _ in 0..<frames { popHead(port, sent: error == nil) }
+            if let error {
                 port.pointee.count(.sendError, UInt64(frames))
                 port.pointee.chainStopped = true  // the rest of the chain comes back cancelled: resend it
-                if frames > 1 && vxlan.gso && (result == -EINVAL || result == -EIO || result == -EOPNOTSUPP) {
+                if frames > 1 && vxlan.gso && (error == .EINVAL || error == .EIO || error == .EOPNOTSUPP) {
                     vxlan.gso = false
                     Log.warning("network \(spec.name): vxlan: the kernel refused UDP GSO (\(errnoText(-result))); "
                                 + "sending one datagram per frame")

@@ -66,7 +66,7 @@ extension ForwardingLoop {
         vhostAcceptPending = false
         if running { armVhostAccept() }
         guard result >= 0 else {
-            if result != -ECANCELED { Log.warning("network \(spec.name): vhost-user accept: \(errnoText(-result))") }
+            if Errno(result: result) != .ECANCELED { Log.warning("network \(spec.name): vhost-user accept: \(errnoText(-result))") }
             return
         }
         let id = "vhost-user-\(nextPortNumber)"
@@ -101,7 +101,7 @@ extension ForwardingLoop {
             state.pointee.pending -= 1
         }
         guard port.pointee.isActive else { finishIfIdle(slot); return }
-        if result < 0 && result != -ECANCELED {
+        if let error = Errno(completion: result), error != .ECANCELED {
             removePort(slot, reason: "vhost-user socket poll failed (\(errnoText(-result)))")
             return
         }
@@ -174,9 +174,9 @@ extension ForwardingLoop {
             if result == 8 { if queue == 1 { drainGuest(slot) } else if port.pointee.queueCount > 0 { markDirty(slot) } }
             return
         }
-        if result < 0 && result != -EAGAIN && result != -EINTR {
+        if let error = Errno(completion: result), error != .EAGAIN && error != .EINTR {
             // The fd went bad under us (closed by a ring stop): forget it; a new SET_VRING_KICK re-arms.
-            if result != -ECANCELED {
+            if error != .ECANCELED {
                 Log.warning("network \(spec.name): port \(infos[Int(slot)]?.id ?? "?"): kick read failed (\(errnoText(-result)))")
             }
             if queue == 0 { state.pointee.armedKick.0 = -1 } else { state.pointee.armedKick.1 = -1 }
