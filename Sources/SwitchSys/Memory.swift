@@ -8,7 +8,6 @@ public enum AnonymousMemory {
     public static func map(bytes: Int) throws(SysError) -> UnsafeMutableRawPointer {
         let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
         guard let p, p != MAP_FAILED else { throw SysError("mmap") }
-        if getenv("SWITCHD_EXP_THP") != nil { _ = madvise(p, bytes, MADV_HUGEPAGE) }
         return p
     }
 
