@@ -117,24 +117,17 @@ public final class IOUring {
     /// gain below the noise of bench/pps.sh on the 2-core test machine).
     /// On kernels before 6.1 (no DEFER_TASKRUN), the ring is created as without `deferTaskRun`.
     public init(queueDepth entries: UInt32, deferTaskRun: Bool = false) throws(SysError) {
-        var params = io_uring_params()
-        params.cq_entries = entries * 4
+        // Each set of flags in turn while the kernel refuses it (EINVAL): without DEFER_TASKRUN
+        // (before 6.1), without COOP_TASKRUN (5.19) or CQSIZE, the defaults.
+        let deferred = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED | IORING_SETUP_CQSIZE
+        let candidates = (deferTaskRun ? [deferred] : []) + [IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE, 0]
         var r: Int32 = -EINVAL
-        if deferTaskRun {
-            params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED
-                | IORING_SETUP_CQSIZE
-            r = io_uring_queue_init_params(entries, &ring, &params)
-            disabled = r == 0
-        }
-        if r == -EINVAL {
-            params = io_uring_params()
+        for flags in candidates where r == -EINVAL {
+            var params = io_uring_params()
+            params.flags = flags
             params.cq_entries = entries * 4
-            params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE
             r = io_uring_queue_init_params(entries, &ring, &params)
-        }
-        if r == -EINVAL {  // kernels without COOP_TASKRUN (5.19) or CQSIZE: default parameters
-            params = io_uring_params()
-            r = io_uring_queue_init_params(entries, &ring, &params)
+            disabled = r == 0 && flags == deferred
         }
         guard r == 0 else { throw SysError("io_uring setup failed", errno: Errno(result: r)) }
         cqes = .allocate(capacity: Self.completionBatch)

@@ -1,6 +1,6 @@
 // InetStream: the few TCP calls the port-forward relay needs beyond `Socket` (a nonblocking
 // connect to an IPv4/IPv6 address, its outcome, half-closing).
-public import Glibc
+internal import Glibc
 
 extension Socket {
     /// Starts connecting nonblocking socket `fd` to `address`: nil when connected at once,

@@ -25,7 +25,8 @@ extension ForwardingLoop {
         if offload { acceptPending.1 = false } else { acceptPending.0 = false }
         if running { armAccept(offload: offload) }
         guard result >= 0 else {
-            if Errno(result: result) != .ECANCELED { Log.warning("network \(spec.name): accept: \(errnoText(-result))") }
+            let error = Errno(result: result)
+            if error != .ECANCELED { Log.warning("network \(spec.name): accept: \(error)") }
             return
         }
         let id = "stream-\(nextPortNumber)"
@@ -58,7 +59,7 @@ extension ForwardingLoop {
         if result == 0 { removePort(slot, reason: "stream closed"); return }
         if let error = Errno(completion: result) {
             if error == .EAGAIN || error == .EINTR { armStreamReceive(slot); return }
-            removePort(slot, reason: "stream receive failed (\(errnoText(-result)))")
+            removePort(slot, reason: "stream receive failed (\(error))")
             return
         }
         let base = port.pointee.streamBuffer!

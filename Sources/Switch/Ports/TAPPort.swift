@@ -34,8 +34,8 @@ extension ForwardingLoop {
         defer { if let buffer { pool.release(buffer) } }
         guard port.pointee.isActive else { finishIfIdle(slot); return }
         let headerSize = Int(port.pointee.headerSize)
-        if result < 0 {
-            switch Errno(result: result) {
+        if let error = Errno(completion: result) {
+            switch error {
             case .ENOBUFS:
                 if !shares.hasRing(slot) {
                     port.pointee.count(.noBuffer)
@@ -49,7 +49,7 @@ extension ForwardingLoop {
             case .ENETDOWN where port.pointee.kind == .link && infos[Int(slot)]?.interface.map(Link.exists) == true:
                 break  // the interface went down, not away: it reports that once, then reads block
             default:
-                removePort(slot, reason: "read failed (\(errnoText(-result)))")
+                removePort(slot, reason: "read failed (\(error))")
                 return
             }
         } else if result >= headerSize, let buffer {

@@ -251,7 +251,7 @@ extension ForwardingLoop {
                 port.pointee.chainStopped = true  // the rest of the chain comes back cancelled: resend it
                 if frames > 1 && vxlan.gso && (error == .EINVAL || error == .EIO || error == .EOPNOTSUPP) {
                     vxlan.gso = false
-                    Log.warning("network \(spec.name): vxlan: the kernel refused UDP GSO (\(errnoText(-result))); "
+                    Log.warning("network \(spec.name): vxlan: the kernel refused UDP GSO (\(error)); "
                                 + "sending one datagram per frame")
                 }
             }

@@ -66,7 +66,8 @@ extension ForwardingLoop {
         vhostAcceptPending = false
         if running { armVhostAccept() }
         guard result >= 0 else {
-            if Errno(result: result) != .ECANCELED { Log.warning("network \(spec.name): vhost-user accept: \(errnoText(-result))") }
+            let error = Errno(result: result)
+            if error != .ECANCELED { Log.warning("network \(spec.name): vhost-user accept: \(error)") }
             return
         }
         let id = "vhost-user-\(nextPortNumber)"
@@ -102,7 +103,7 @@ extension ForwardingLoop {
         }
         guard port.pointee.isActive else { finishIfIdle(slot); return }
         if let error = Errno(completion: result), error != .ECANCELED {
-            removePort(slot, reason: "vhost-user socket poll failed (\(errnoText(-result)))")
+            removePort(slot, reason: "vhost-user socket poll failed (\(error))")
             return
         }
         switch state.pointee.device.serviceControl(fd: port.pointee.fd) {
@@ -177,7 +178,7 @@ extension ForwardingLoop {
         if let error = Errno(completion: result), error != .EAGAIN && error != .EINTR {
             // The fd went bad under us (closed by a ring stop): forget it; a new SET_VRING_KICK re-arms.
             if error != .ECANCELED {
-                Log.warning("network \(spec.name): port \(infos[Int(slot)]?.id ?? "?"): kick read failed (\(errnoText(-result)))")
+                Log.warning("network \(spec.name): port \(infos[Int(slot)]?.id ?? "?"): kick read failed (\(error))")
             }
             if queue == 0 { state.pointee.armedKick.0 = -1 } else { state.pointee.armedKick.1 = -1 }
             return
