@@ -86,52 +86,21 @@ final class ZeroAllocationTests: XCTestCase {
         guard !isDebugBuild() else {
             throw XCTSkip("allocation counts are measured in release builds (make test runs them)")
         }
-        let dir = "/tmp/switchd-alloc-attach-\(getpid())"
-        mkdir(dir, 0o755)
-        defer { _ = try? FileManager_removeAll(dir) }
-        let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
-        let dataplane = try Dataplane(runDir: dir, network: spec)
-        try dataplane.start()
-        defer { dataplane.shutdown() }
-        let a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD
-        let b = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:b").clientFD
-        defer { close(a); close(b) }
-        for fd in [a, b] {
-            var tv = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        }
-        let macA = MACAddress(rawValue: 0x0200_0000_00aa), macB = MACAddress(rawValue: 0x0200_0000_00bb)
-        let toB = frame(from: macA, to: macB, length: 1514), toA = frame(from: macB, to: macA, length: 60)
-        var receive = [UInt8](repeating: 0, count: 70_000)
-        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
-        func receiveOne(_ fd: Int32) -> Int {
-            retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
-        }
-        send(a, toB)
-        send(b, toA)
-        XCTAssertEqual(receiveOne(a), 60, "a gets b's frame")
-        send(a, toB)
-        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")
+        let pair = try AttachedPair(directory: "/tmp/switchd-alloc-attach-\(getpid())", threads: 1)
+        defer { pair.close() }
+        pair.send(pair.a, pair.toB)
+        pair.send(pair.b, pair.toA)
+        XCTAssertEqual(pair.receiveOne(pair.a), 60, "a gets b's frame")
+        pair.send(pair.a, pair.toB)
+        XCTAssertEqual(pair.receiveOne(pair.b), 1514, "b gets a's frame")
 
         malloc_counter_reset()
-        malloc_counter_watch(dataplane.forwardingThreadID)
+        malloc_counter_watch(pair.dataplane.forwardingThreadID)
         let total = 100_000
-        var sent = 0, received = 0
-        while received < total {
-            // At most 16 frames in flight: below the port's receive share (32 buffers per loop turn,
-            // ReceiveShares), so the share never runs dry. Running it dry drops frames and logs the
-            // port as throttled, and that log line (rare, by design) allocates inside this window.
-            while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
-            let n = receiveOne(b)
-            guard n == 1514 else {
-                XCTFail("frame \(received): received \(n) bytes, expected 1514 (\(errnoText(errno)))")
-                break
-            }
-            received += 1
-        }
+        pair.sendAToB(total)
         malloc_counter_watch(0)
         XCTAssertEqual(malloc_counter_count(), 0, "allocations on the forwarding thread over \(total) frames")
-        XCTAssertEqual(dataplane.status().first?.ports.map(\.peer), ["attach:a", "attach:b"])
+        XCTAssertEqual(pair.dataplane.status().first?.ports.map(\.peer), ["attach:a", "attach:b"])
     }
 
     /// The same with `--threads 2`: a (shard 1) to b (shard 0), every frame crossing the shards
@@ -140,55 +109,27 @@ final class ZeroAllocationTests: XCTestCase {
         guard !isDebugBuild() else {
             throw XCTSkip("allocation counts are measured in release builds (make test runs them)")
         }
-        let dir = "/tmp/switchd-alloc-shards-\(getpid())"
-        mkdir(dir, 0o755)
-        defer { _ = try? FileManager_removeAll(dir) }
-        let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
-        let dataplane = try Dataplane(runDir: dir, network: spec, threads: 2)
-        try dataplane.start()
-        defer { dataplane.shutdown() }
         // Attached dgram ports go round-robin from shard 1: a on shard 1, b on shard 0.
-        let a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD
-        let b = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:b").clientFD
-        defer { close(a); close(b) }
-        for fd in [a, b] {
-            var tv = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        }
-        let macA = MACAddress(rawValue: 0x0200_0000_00aa), macB = MACAddress(rawValue: 0x0200_0000_00bb)
-        let toB = frame(from: macA, to: macB, length: 1514), toA = frame(from: macB, to: macA, length: 60)
-        var receive = [UInt8](repeating: 0, count: 70_000)
-        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
-        func receiveOne(_ fd: Int32) -> Int {
-            retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
-        }
-        send(a, toB)
-        send(b, toA)
-        XCTAssertEqual(receiveOne(a), 60, "a gets b's frame")
-        send(a, toB)
-        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")
-        XCTAssertEqual(receiveOne(b), 1514, "b gets a's frame")  // the first one, flooded
+        let pair = try AttachedPair(directory: "/tmp/switchd-alloc-shards-\(getpid())", threads: 2)
+        defer { pair.close() }
+        pair.send(pair.a, pair.toB)
+        pair.send(pair.b, pair.toA)
+        XCTAssertEqual(pair.receiveOne(pair.a), 60, "a gets b's frame")
+        pair.send(pair.a, pair.toB)
+        XCTAssertEqual(pair.receiveOne(pair.b), 1514, "b gets a's frame")
+        XCTAssertEqual(pair.receiveOne(pair.b), 1514, "b gets a's frame")  // the first one, flooded
 
-        let threads = dataplane.forwardingThreadIDs
+        let threads = pair.dataplane.forwardingThreadIDs
         XCTAssertEqual(threads.count, 2)
         for thread in threads.reversed() {
             malloc_counter_reset()
             malloc_counter_watch(thread)
             let total = 50_000
-            var sent = 0, received = 0
-            while received < total {
-                while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
-                let n = receiveOne(b)
-                guard n == 1514 else {
-                    XCTFail("frame \(received): received \(n) bytes, expected 1514 (\(errnoText(errno)))")
-                    break
-                }
-                received += 1
-            }
+            pair.sendAToB(total)
             malloc_counter_watch(0)
             XCTAssertEqual(malloc_counter_count(), 0, "allocations on forwarding thread \(thread) over \(total) frames")
         }
-        XCTAssertNil(dataplane.status().first?.drops["crossShard"], "no frame lost between the shards")
+        XCTAssertNil(pair.dataplane.status().first?.drops["crossShard"], "no frame lost between the shards")
     }
 
     func testCounterSeesAllocations() {
@@ -217,3 +158,71 @@ private func FileManager_removeAll(_ path: String) throws {
 /// Not inlined, so the compiler does not fold the tests' skip into "code after it never runs".
 @inline(never)
 func isDebugBuild() -> Bool { _isDebugAssertConfiguration() }
+
+/// A running network "alloc" of `threads` forwarding threads with two `switchd attach` dgram
+/// ports, a and b (2 s receive timeouts), and the frames the allocation tests send between them.
+private final class AttachedPair {
+    let directory: String
+    let dataplane: Dataplane
+    let a: Int32, b: Int32
+    let toB = udpTestFrame(from: MACAddress(rawValue: 0x0200_0000_00aa), to: MACAddress(rawValue: 0x0200_0000_00bb), length: 1514)
+    let toA = udpTestFrame(from: MACAddress(rawValue: 0x0200_0000_00bb), to: MACAddress(rawValue: 0x0200_0000_00aa), length: 60)
+    private var receive = [UInt8](repeating: 0, count: 70_000)
+
+    init(directory: String, threads: Int) throws {
+        self.directory = directory
+        mkdir(directory, 0o755)
+        let spec = NetworkSpec(name: "alloc", subnet: IPv4Subnet("10.99.0.0/24")!, queueFrames: 1024)
+        do {
+            dataplane = try Dataplane(runDir: directory, network: spec, threads: threads)
+            try dataplane.start()
+        } catch {
+            _ = try? FileManager_removeAll(directory)
+            throw error
+        }
+        do {
+            a = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:a").clientFD
+            b = try dataplane.attach(network: "alloc", kind: .dgram, offload: false, peer: "attach:b").clientFD
+        } catch {
+            dataplane.shutdown()
+            _ = try? FileManager_removeAll(directory)
+            throw error
+        }
+        for fd in [a, b] {
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+    }
+
+    /// Closes both ends, stops the network and removes its directory.
+    func close() {
+        Glibc.close(a)
+        Glibc.close(b)
+        dataplane.shutdown()
+        _ = try? FileManager_removeAll(directory)
+    }
+
+    func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
+
+    /// One datagram's length (-1 after the 2 s timeout).
+    func receiveOne(_ fd: Int32) -> Int {
+        retryingEINTR { receive.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+    }
+
+    /// Sends `total` frames a → b and checks each arrives whole at b, with at most 16 in flight:
+    /// below a port's receive share (32 buffers per loop turn, ReceiveShares), so the share never
+    /// runs dry. Running it dry drops frames and logs the port as throttled, and that log line
+    /// (rare, by design) would allocate inside the counted window.
+    func sendAToB(_ total: Int, file: StaticString = #filePath, line: UInt = #line) {
+        var sent = 0, received = 0
+        while received < total {
+            while sent < total && sent - received < 16 { send(a, toB); sent += 1 }
+            let n = receiveOne(b)
+            guard n == 1514 else {
+                XCTFail("frame \(received): received \(n) bytes, expected 1514 (\(errnoText(errno)))", file: file, line: line)
+                return
+            }
+            received += 1
+        }
+    }
+}
